@@ -1,0 +1,1 @@
+"""Thin Prefect tasks over ``varreason.pipeline``: names, cache policy, retries. No maths here."""

@@ -1,0 +1,66 @@
+"""The vr-em flow end to end on the smoke profile: every method and round reported; a re-run is all cache hits."""
+
+import asyncio
+import json
+from pathlib import Path
+
+import pytest
+from prefect.client.orchestration import get_client
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
+from prefect.testing.utilities import prefect_test_harness
+
+from flows.vr_em import vr_em
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture(scope="module")
+def harness():
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+async def _task_states(flow_run_id):
+    async with get_client() as client:
+        runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        return {r.name: r.state.name for r in runs}
+
+
+@pytest.mark.slow
+def test_smoke_flow_runs_then_caches(harness, tmp_path):
+    overrides = {"artifacts_dir": str(tmp_path / "artifacts"), "results_dir": str(tmp_path / "results")}
+    state = vr_em(profile="smoke", params_path=str(ROOT / "params.yaml"), overrides=overrides, return_state=True)
+    assert state.is_completed()
+    summary = state.result()
+    cells = {(r["method"], r["round"]) for r in summary["results"]}
+    assert cells == {("sft", 0), ("rft", 1), ("rft", 2), ("em-acc", 1), ("em-acc", 2), ("em-gml", 1), ("em-gml", 2)}
+    metrics = json.loads((tmp_path / "results" / "metrics.json").read_text())
+    assert metrics["results"] == summary["results"]
+    assert (tmp_path / "results" / "accuracy.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert "| em-acc | 1 |" in (tmp_path / "results" / "results.md").read_text()
+    assert {w["method"] for w in metrics["weights"]} == {"em-acc", "em-gml"}
+    assert {c["stage"] for c in metrics["cost"]} >= {"sample-traces", "score", "weights", "train", "eval"}
+    first = asyncio.run(_task_states(state.state_details.flow_run_id))
+    assert "train-pi-em-acc-r2" in first and "sample-traces-em-gml-r1" in first
+    assert all(s == "Completed" for s in first.values()), first
+
+    again = vr_em(profile="smoke", params_path=str(ROOT / "params.yaml"), overrides=overrides, return_state=True)
+    assert again.result()["results"] == summary["results"]
+    states = asyncio.run(_task_states(again.state_details.flow_run_id))
+    not_cached = {n: s for n, s in states.items() if s != "Cached" and not n.startswith("publish-results")}
+    assert not not_cached, f"re-run recomputed: {not_cached}"
+
+
+@pytest.mark.slow
+def test_deleting_the_store_recomputes(harness, tmp_path):
+    import shutil
+
+    overrides = {"artifacts_dir": str(tmp_path / "a"), "results_dir": str(tmp_path / "r"),
+                 "em.rounds": 1, "objective.estimators": ["gml"], "baselines.rft": False}
+    first = vr_em(profile="smoke", params_path=str(ROOT / "params.yaml"), overrides=overrides, return_state=True)
+    shutil.rmtree(tmp_path / "a")
+    second = vr_em(profile="smoke", params_path=str(ROOT / "params.yaml"), overrides=overrides, return_state=True)
+    assert second.is_completed()
+    assert second.result()["results"] == first.result()["results"]  # same seeds, same numbers
+    states = asyncio.run(_task_states(second.state_details.flow_run_id))
+    assert not any(s == "Cached" for s in states.values()), states

@@ -1,0 +1,75 @@
+"""Every profile of params.yaml validates; bad values fail with one line naming the key and the fix."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from varreason.config import ConfigError, ExperimentConfig, load_config
+
+ROOT = Path(__file__).resolve().parents[1]
+PARAMS = ROOT / "params.yaml"
+
+
+def _profiles():
+    return sorted(yaml.safe_load(PARAMS.read_text())["profiles"])
+
+
+@pytest.mark.parametrize("profile", _profiles())
+def test_every_profile_validates(profile):
+    cfg = load_config(PARAMS, profile)
+    assert isinstance(cfg, ExperimentConfig) and cfg.profile == profile
+
+
+def test_default_profile_is_tiny():
+    assert load_config(PARAMS).profile == "tiny"
+
+
+def test_qwen3_is_the_paper_protocol():
+    c = load_config(PARAMS, "qwen3")
+    assert (c.sampling.traces_per_question, c.sampling.answer_rollouts) == (8, 8)
+    assert (c.sampling.temperature, c.sampling.top_p, c.sampling.max_trace_tokens) == (0.7, 1.0, 32764)
+    assert c.objective.trace_cutoff == 28000 and c.objective.selection == "top1"
+    assert "Bespoke-Stratos-17k" in c.data.dataset
+    assert "<|begin_of_thought|>" in c.prompt.reasoner and "{hint}" in c.prompt.posterior
+    assert not c.model.trust_remote_code
+
+
+def test_smoke_extends_tiny():
+    tiny, smoke = load_config(PARAMS, "tiny"), load_config(PARAMS, "smoke")
+    assert smoke.prompt == tiny.prompt and smoke.data.n_train < tiny.data.n_train
+
+
+def test_config_is_frozen():
+    cfg = load_config(PARAMS, "smoke")
+    with pytest.raises(Exception):
+        cfg.seed = 3  # type: ignore[misc]
+
+
+@pytest.mark.parametrize("overrides,needle", [
+    ({"sampling.temperature": -1}, "sampling.temperature"),
+    ({"sampling.traces_per_question": 0}, "sampling.traces_per_question"),
+    ({"sampling.answer_rollouts": "many"}, "sampling.answer_rollouts"),
+    ({"em.rounds": 0}, "em.rounds"),
+    ({"objective.selection": "best"}, "objective.selection"),
+    ({"objective.estimators": ["elbo"]}, "objective.estimators"),
+    ({"train.lrr": 1.0}, "train.lrr: unknown key"),
+    ({"data.n_seed_traces": 10**6}, "n_seed_traces"),
+    ({"eval.pass_k": [64]}, "pass_k"),
+])
+def test_bad_values_fail_in_one_line(overrides, needle):
+    with pytest.raises(ConfigError) as err:
+        load_config(PARAMS, "tiny", overrides)
+    msg = str(err.value)
+    assert needle in msg and "\n" not in msg
+
+
+def test_unknown_profile_and_missing_file(tmp_path):
+    with pytest.raises(ConfigError, match="unknown profile 'nope'.*pick one"):
+        load_config(PARAMS, "nope")
+    with pytest.raises(ConfigError, match="not found"):
+        load_config(tmp_path / "missing.yaml")
+    bad = tmp_path / "p.yaml"
+    bad.write_text("profiles: {a: [1, 2\n")
+    with pytest.raises(ConfigError, match="not valid YAML"):
+        load_config(bad)

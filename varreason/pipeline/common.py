@@ -1,0 +1,67 @@
+"""Helpers shared by the steps: reading artifacts, stable seeds, backends, timing."""
+
+from __future__ import annotations
+
+import hashlib
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from varreason.config import ModelConfig, SamplingConfig
+from varreason.io import ArtifactRef, read_json, read_rows, write_json
+
+
+def device() -> str:
+    return "cuda" if torch.cuda.is_available() else "cpu"
+
+
+def stable_seed(seed: int, *parts: Any) -> int:
+    """A 62-bit seed from the run seed and any identifiers (question id, round, purpose): independent of order
+    and sharding."""
+    digest = hashlib.sha256(":".join(map(str, (seed, *parts))).encode()).hexdigest()
+    return int(digest[:15], 16)
+
+
+def questions(task: ArtifactRef, split: str | None = None) -> list[dict]:
+    rows = read_rows(task.verify() / "questions.parquet")
+    return [r for r in rows if split is None or r["split"] == split]
+
+
+def rows(ref: ArtifactRef, name: str) -> list[dict]:
+    return read_rows(ref.verify() / name)
+
+
+def stats(ref: ArtifactRef) -> dict:
+    return read_json(ref.verify() / "stats.json")
+
+
+def load_model(ckpt: ArtifactRef, cfg: ModelConfig):
+    from varreason.modeling import load_checkpoint
+
+    return load_checkpoint(ckpt.verify(), cfg, device=device())
+
+
+def make_sampler(cfg: SamplingConfig, model_cfg: ModelConfig, ckpt: ArtifactRef, progress: bool = True):
+    """The backend named by ``cfg.backend``; vLLM is imported only when asked for."""
+    if cfg.backend == "vllm":
+        from varreason.backends.vllm import VLLMSampler
+
+        return VLLMSampler(str(ckpt.verify()), model_cfg, tensor_parallel_size=cfg.tensor_parallel_size)
+    from varreason.backends.hf import HFSampler
+
+    model, tok = load_model(ckpt, model_cfg)
+    return HFSampler(model, tok, batch_size=cfg.batch_size, device=device(), progress=progress)
+
+
+@contextmanager
+def timed(out: Path, **counts: Any) -> Iterator[dict]:
+    """Collect stats in the yielded dict and write them, with ``wall_s``, to ``out/stats.json``."""
+    record: dict[str, Any] = dict(counts)
+    t0 = time.perf_counter()
+    yield record
+    record["wall_s"] = round(time.perf_counter() - t0, 3)
+    write_json(out / "stats.json", record)

@@ -1,0 +1,79 @@
+"""Task data, the backbone, and the seed SFT sets of pi_theta0 and q_phi (step a)."""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from pathlib import Path
+
+from varreason import arith
+from varreason.config import DataConfig, ModelConfig, PromptConfig
+from varreason.io import ArtifactRef, produce, write_rows
+from varreason.pipeline.common import questions, timed
+from varreason.prompts import boxed, full_response, posterior_prompt, reasoner_prompt, trace_target
+
+
+def build_task(data: DataConfig, prompt: PromptConfig, seed: int, root: str) -> ArtifactRef:
+    """questions.parquet (id, question, answer, level, split, gold_trace) and, for the embedded task, the
+    character tokenizer it defines."""
+    if data.task != "arithmetic":
+        raise NotImplementedError(f"data.task={data.task!r} is not built into this version; use 'arithmetic'")
+
+    def build(out: Path) -> None:
+        with timed(out) as st:
+            qs = arith.generate(data.n_train, data.n_heldout, data.n_seed_traces, data.levels, data.max_operand, seed,
+                               data.ops, data.modulus)
+            write_rows(out / "questions.parquet", [asdict(q) for q in qs])
+            from varreason.modeling import build_char_tokenizer
+
+            build_char_tokenizer(arith.charset(data.max_operand), prompt).save_pretrained(out / "tokenizer")
+            st.update(n_train=data.n_train, n_heldout=data.n_heldout, n_seed=data.n_seed_traces, modulus=data.modulus)
+
+    return produce(root, "task", {"data": data, "prompt": prompt, "seed": seed}, build)
+
+
+def init_backbone(model: ModelConfig, task: ArtifactRef, seed: int, root: str) -> ArtifactRef:
+    """The untrained (tiny) or pretrained backbone as a safetensors checkpoint."""
+
+    def build(out: Path) -> None:
+        from varreason import modeling
+
+        with timed(out) as st:
+            if model.kind == "tiny":
+                from transformers import AutoTokenizer
+
+                tok = AutoTokenizer.from_pretrained(task.verify() / "tokenizer")
+                net = modeling.build_tiny_model(model, tok, seed)
+            else:
+                from transformers import AutoModelForCausalLM, AutoTokenizer
+
+                net = AutoModelForCausalLM.from_pretrained(model.name_or_path, use_safetensors=True,
+                                                           trust_remote_code=model.trust_remote_code)
+                tok = AutoTokenizer.from_pretrained(model.name_or_path, trust_remote_code=model.trust_remote_code)
+            modeling.save_checkpoint(net, tok, out)
+            st.update(n_params=modeling.n_params(net))
+
+    return produce(root, "backbone", {"model": model, "task": task.sha, "seed": seed}, build)
+
+
+def build_seed_set(prompt: PromptConfig, task: ArtifactRef, role: str, root: str) -> ArtifactRef:
+    """examples.parquet of the gold traces: reasoner prompt -> trace + solution, or posterior prompt (with the
+    answer hint) -> trace."""
+    if role not in ("reasoner", "posterior"):
+        raise ValueError(f"role must be 'reasoner' or 'posterior', got {role!r}")
+
+    def build(out: Path) -> None:
+        with timed(out) as st:
+            seeds = [q for q in questions(task, "train") if q["gold_trace"]]
+            rows = [seed_example(prompt, q, role) for q in seeds]
+            write_rows(out / "examples.parquet", rows)
+            st.update(n_examples=len(rows))
+
+    return produce(root, "seed-set", {"prompt": prompt, "task": task.sha, "role": role}, build)
+
+
+def seed_example(prompt: PromptConfig, q: dict, role: str) -> dict:
+    if role == "reasoner":
+        return {"qid": q["id"], "prompt": reasoner_prompt(prompt, q["question"]),
+                "response": full_response(prompt, q["gold_trace"], boxed(q["answer"])), "weight": 1.0}
+    return {"qid": q["id"], "prompt": posterior_prompt(prompt, q["question"], q["answer"]),
+            "response": trace_target(prompt, q["gold_trace"]), "weight": 1.0}
