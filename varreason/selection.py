@@ -43,15 +43,15 @@ def _candidates(rows: list[ScoredTrace], cutoff: int) -> dict[str, list[ScoredTr
     return by_q
 
 
-def select_top1(rows: list[ScoredTrace], cutoff: int, gold: dict[str, tuple[str, str]]
-                ) -> tuple[list[Selected], dict[str, float]]:
-    """Args: ``gold[qid] = (trace, solution)`` for questions that have a gold trace (the fallback)."""
+def _select(rows: list[ScoredTrace], cutoff: int, gold: dict[str, tuple[str, str]],
+            pick: Callable[[list[ScoredTrace]], list[Selected]]) -> tuple[list[Selected], dict[str, float]]:
+    """Per question: ``pick`` among its candidates; if it picks nothing, the gold trace, else drop."""
     cands = _candidates(rows, cutoff)
     out, n_fallback, n_dropped = [], 0, 0
     for qid in sorted({r.qid for r in rows}):
-        if cands.get(qid):
-            best = max(cands[qid], key=lambda r: (r.log_rho, -r.k))  # ties go to the lowest k
-            out.append(Selected(qid, best.trace, best.solution, 1.0, best.k))
+        chosen = pick(cands.get(qid, []))
+        if chosen:
+            out += chosen
         elif qid in gold:
             out.append(Selected(qid, gold[qid][0], gold[qid][1], 1.0, -1))
             n_fallback += 1
@@ -59,26 +59,32 @@ def select_top1(rows: list[ScoredTrace], cutoff: int, gold: dict[str, tuple[str,
             n_dropped += 1
     return out, {"n_selected": float(len(out) - n_fallback), "n_fallback": float(n_fallback),
                  "n_dropped": float(n_dropped)}
+
+
+def _best(cands: list[ScoredTrace]) -> list[Selected]:
+    if not cands:
+        return []
+    best = max(cands, key=lambda r: (r.log_rho, -r.k))  # ties go to the lowest k
+    return [Selected(best.qid, best.trace, best.solution, 1.0, best.k)]
+
+
+def _all_weighted(cands: list[ScoredTrace]) -> list[Selected]:
+    live = [r for r in cands if r.rho_tilde > 0]
+    total = sum(r.rho_tilde for r in live)
+    return [Selected(r.qid, r.trace, r.solution, r.rho_tilde / total, r.k) for r in live] if total > 0 else []
+
+
+def select_top1(rows: list[ScoredTrace], cutoff: int, gold: dict[str, tuple[str, str]]
+                ) -> tuple[list[Selected], dict[str, float]]:
+    """The reference's selection. ``gold[qid] = (trace, solution)`` for questions with a gold trace."""
+    return _select(rows, cutoff, gold, _best)
 
 
 def select_weighted(rows: list[ScoredTrace], cutoff: int, gold: dict[str, tuple[str, str]]
                     ) -> tuple[list[Selected], dict[str, float]]:
     """Every candidate with weight rho~_k renormalised over the candidates of its question (so traces cut by
     the length filter do not leak weight); gold-trace fallback as in ``select_top1``."""
-    cands = _candidates(rows, cutoff)
-    out, n_fallback, n_dropped = [], 0, 0
-    for qid in sorted({r.qid for r in rows}):
-        live = [r for r in cands.get(qid, []) if r.rho_tilde > 0]
-        total = sum(r.rho_tilde for r in live)
-        if live and total > 0:
-            out += [Selected(qid, r.trace, r.solution, r.rho_tilde / total, r.k) for r in live]
-        elif qid in gold:
-            out.append(Selected(qid, gold[qid][0], gold[qid][1], 1.0, -1))
-            n_fallback += 1
-        else:
-            n_dropped += 1
-    return out, {"n_selected": float(len(out) - n_fallback), "n_fallback": float(n_fallback),
-                 "n_dropped": float(n_dropped)}
+    return _select(rows, cutoff, gold, _all_weighted)
 
 
 SELECTIONS: dict[str, Callable[..., tuple[list[Selected], dict[str, float]]]] = {
