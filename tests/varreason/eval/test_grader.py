@@ -1,0 +1,105 @@
+"""The answer extractor, the math and multiple-choice graders, and the labelled verifier set."""
+
+import json
+from pathlib import Path
+
+import pytest
+
+from varreason.eval.grader import (Outcome, extract_answer, extract_choice, grade_answer, grade_choice, grade_math,
+                                   last_boxed, normalize)
+
+HERE = Path(__file__).resolve().parent
+DATA = HERE.parents[2] / "varreason" / "eval" / "data"
+
+
+def test_last_boxed_nested_and_last():
+    assert last_boxed(r"so \boxed{1} then \boxed{\frac{1}{2}}") == r"\frac{1}{2}"
+    assert last_boxed(r"\boxed{\left( 3, \frac{\pi}{2} \right)}.") == r"\left( 3, \frac{\pi}{2} \right)"
+    assert last_boxed(r"\fbox{7}") == "7"
+    assert last_boxed("no box") is None
+    assert last_boxed(r"\boxed{1} and an unclosed \boxed{2") == "1"
+
+
+def test_extract_from_solution_block_when_present():
+    text = (r"think \boxed{3}<|end_of_thought|>" "\n\n" r"<|begin_of_solution|>so \boxed{4} and that's it"
+            r"<|end_of_solution|> \boxed{5}")
+    assert extract_answer(text) == "4"
+    # generation stops at <|end_of_solution|>, so the block is usually unterminated
+    assert extract_answer(r"t<|end_of_thought|><|begin_of_solution|>\boxed{9}") == "9"
+    assert extract_answer(r"no block, last box \boxed{1} \boxed{2}") == "2"
+    assert extract_answer(r"t \boxed{3}<|begin_of_solution|>no box here") is None
+
+
+def test_normalize():
+    assert normalize("025") == "25"
+    assert normalize("1{,}000") == "1000" and normalize("58,500") == "58500"
+    assert normalize("1,-2") == "1,-2" and normalize("(1,000)") == "(1,000)"
+    assert normalize(r"\dfrac{1}{2}") == r"\frac{1}{2}"
+
+
+def test_outcomes():
+    assert grade_math("025", r"<|begin_of_solution|>\boxed{25}").outcome is Outcome.CORRECT
+    assert grade_math("025", r"<|begin_of_solution|>\boxed{26}").outcome is Outcome.WRONG
+    assert grade_math("025", "<|begin_of_solution|>25").outcome is Outcome.PRED_UNPARSEABLE
+    assert grade_answer("5", "}{") is Outcome.PRED_UNPARSEABLE
+    g = grade_math("7", r"\boxed{7}")
+    assert g.correct and g.extracted == "7"
+
+
+@pytest.mark.parametrize("gold", ["", "???", r"\frac{", "}{"])
+def test_gold_unparseable_never_correct(gold):
+    # even an identical prediction must not score: the gold itself is broken
+    assert grade_answer(gold, gold) is Outcome.GOLD_UNPARSEABLE
+    assert grade_math(gold, r"\boxed{" + gold + "}").outcome is Outcome.GOLD_UNPARSEABLE
+    assert grade_answer(gold, None) is Outcome.GOLD_UNPARSEABLE
+
+
+def test_every_shipped_gold_parses_and_matches_itself():
+    bad = []
+    for f in ("math500", "aime24", "aime25", "amc23"):
+        for line in (DATA / f"{f}.jsonl").read_text().splitlines():
+            gold = json.loads(line)["answer"]
+            if grade_answer(gold, gold) is not Outcome.CORRECT:
+                bad.append((f, gold))
+    assert not bad
+
+
+def test_multiple_choice():
+    assert grade_choice("B", r"<|begin_of_solution|>\boxed{B}").correct
+    assert grade_choice("(B)", r"\boxed{\text{(B)}}").correct
+    assert grade_choice("J", "The answer is J").correct
+    assert grade_choice("B", r"\boxed{C}").outcome is Outcome.WRONG
+    assert grade_choice("B", r"\boxed{42}").outcome is Outcome.PRED_UNPARSEABLE
+    assert grade_choice("B", "no letter given").outcome is Outcome.PRED_UNPARSEABLE
+    assert grade_choice("K", r"\boxed{K}").outcome is Outcome.GOLD_UNPARSEABLE
+    assert extract_choice(r"answer: a, then \boxed{D}") == "D"
+
+
+def load_cases():
+    return [json.loads(line) for line in (HERE / "verifier_cases.jsonl").read_text().splitlines()]
+
+
+def test_verifier_cases_come_from_shipped_golds():
+    golds = {json.loads(line)["answer"] for f in ("math500", "aime24", "aime25", "amc23")
+             for line in (DATA / f"{f}.jsonl").read_text().splitlines()}
+    cases = load_cases()
+    assert len(cases) >= 100
+    assert all(c["gold"] in golds for c in cases)
+    kinds = {c["kind"] for c in cases}
+    for k in ("dfrac", "decimal", "degrees dropped", "tuple without \\left/\\right", "text unwrapped",
+              "thousands separator", "zero-padded", "sign flip", "off-by-one", "wrong interval bracket",
+              "wrong tuple element"):
+        assert k in kinds, k
+    assert 0.25 < sum(c["expected_correct"] for c in cases) / len(cases) < 0.75  # both labels well represented
+
+
+def test_verifier_agreement_at_least_99_percent():
+    cases = load_cases()
+    got = [grade_answer(c["gold"], c["prediction"]) for c in cases]
+    disagree = [(c["gold"], c["prediction"], c["expected_correct"], o.value)
+                for c, o in zip(cases, got) if (o is Outcome.CORRECT) != c["expected_correct"]]
+    agreement = 1 - len(disagree) / len(cases)
+    print(f"\nverifier agreement {agreement:.4f} on {len(cases)} cases; disagreements:")
+    for d in disagree:
+        print("  gold=%r pred=%r expected_correct=%s got=%s" % d)
+    assert agreement >= 0.99

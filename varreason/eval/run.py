@@ -1,0 +1,145 @@
+"""Benchmark evaluation of one checkpoint through lm-eval (a pure library function: no Prefect, no DVC).
+
+``run_lm_eval`` resolves the task YAMLs of ``varreason/eval/tasks`` into a work dir (lm-eval does not resolve
+``data_files`` relative to a YAML, so ``@DATA_DIR@`` becomes the shipped ``varreason/eval/data`` and
+``@ARITH_JSONL@`` the tiny task's held-out questions written there), builds the project's sampler over the
+checkpoint, and runs ``lm_eval.simple_evaluate`` with a ``VarReasonLM``. Per-question correctness comes back
+through lm-eval's logged samples and is summarised by ``metrics.summarize`` (avg@n, pass@k, bootstrap CI).
+
+Differences from the paper's harness (SkyThought, method.md §13): lm-eval instead of ``skythought evaluate``,
+math_verify instead of SkyThought's ``math_equal``, our own sampler (HF on CPU, vLLM on GPU; the paper: vLLM
+fp32 TP=4), seeds per question instead of vLLM's global seed 41, and the training prefill ``<|begin_of_thought|>``.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import shutil
+from importlib import metadata
+from pathlib import Path
+
+from varreason.config import ModelConfig
+
+TASKS_DIR = Path(__file__).resolve().parent / "tasks"
+DATA_DIR = Path(__file__).resolve().parent / "data"
+MATH_TASKS = ("vr_math500", "vr_aime24", "vr_aime25", "vr_amc23")
+ALL_TASKS = ("vr_arith",) + MATH_TASKS
+
+
+def write_arith_jsonl(questions: list[dict], path: str | Path) -> Path:
+    """The tiny task's held-out questions (``arith.Question`` dicts or parquet rows) as lm-eval's jsonl."""
+    path = Path(path)
+    rows = [{"id": q["id"], "question": q["question"], "answer": str(q["answer"])} for q in questions
+            if q.get("split", "heldout") == "heldout"]
+    if not rows:
+        raise ValueError("no held-out questions to write for vr_arith")
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def resolve_tasks(out_dir: str | Path, arith_jsonl: str | Path | None = None,
+                  repeats: dict[str, int] | None = None) -> Path:
+    """Copy the task YAMLs and utils.py into ``out_dir`` with data paths (and optional ``repeats`` overrides,
+    e.g. ``{"vr_arith": 4}``) filled in; returns the dir to pass as ``TaskManager(include_path=...)``."""
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    shutil.copy(TASKS_DIR / "utils.py", out / "utils.py")
+    repeats = repeats or {}
+    for src in sorted(TASKS_DIR.glob("*.yaml")):
+        text = src.read_text().replace("@DATA_DIR@", DATA_DIR.as_posix())
+        if "@ARITH_JSONL@" in text:
+            if arith_jsonl is None:
+                continue  # vr_arith needs the held-out questions of a task build; without them it is left out
+            text = text.replace("@ARITH_JSONL@", Path(arith_jsonl).resolve().as_posix())
+        n = repeats.get(src.stem)
+        if n is not None:
+            if n < 1:
+                raise ValueError(f"repeats for {src.stem} must be >= 1, got {n}")
+            text = re.sub(r"(?m)^repeats: \d+$", f"repeats: {n}", text)
+            text = re.sub(r"(?m)^(\s+k:) \d+$", rf"\1 {n}", text)
+        (out / src.name).write_text(text)
+    return out
+
+
+def versions(engine: str) -> dict:
+    def v(pkg: str) -> str | None:
+        try:
+            return metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            return None
+
+    return {"lm_eval": v("lm-eval"), "math_verify": v("math-verify"), "engine": engine,
+            "engine_version": v("vllm") if engine == "vllm" else v("transformers"), "torch": v("torch")}
+
+
+def make_sampler(checkpoint_dir: str | Path, model_cfg: ModelConfig, backend: str = "hf", batch_size: int = 64,
+                 device: str = "cpu", tensor_parallel_size: int = 1):
+    if backend == "vllm":
+        from varreason.backends.vllm import VLLMSampler
+
+        return VLLMSampler(str(checkpoint_dir), model_cfg, tensor_parallel_size=tensor_parallel_size)
+    if backend != "hf":
+        raise ValueError(f"backend must be 'hf' or 'vllm', got {backend!r}")
+    from varreason.backends.hf import HFSampler
+    from varreason.modeling import load_checkpoint
+
+    model, tok = load_checkpoint(checkpoint_dir, model_cfg, device=device)
+    return HFSampler(model, tok, batch_size=batch_size, device=device, progress=False)
+
+
+def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, tasks: list[str], work_dir: str | Path, *,
+                limit: int | None = None, seed: int = 0, max_new_tokens: int = 256,
+                arith_questions: list[dict] | None = None, repeats: dict[str, int] | None = None,
+                pass_k: list[int] = (1,), backend: str = "hf", batch_size: int = 64, device: str = "cpu",
+                tensor_parallel_size: int = 1, n_boot: int = 10_000, sampler=None,
+                keep_responses: bool = False) -> dict:
+    """Evaluate ``checkpoint_dir`` on ``tasks`` (names from ``ALL_TASKS``); returns a JSON-able dict::
+
+        {"tasks": {name: {"avg@n", "ci95", "pass@k"..., "n_questions", "n_samples", "n_wrong",
+                          "n_pred_unparseable", "n_gold_unparseable", "version"}},
+         "versions": {"lm_eval", "math_verify", "engine", "engine_version", "torch"},
+         "seed", "limit", "tokens_generated"}
+
+    ``limit``: first N questions of each task (None: all). ``arith_questions``: held-out rows of the tiny task
+    (needed for ``vr_arith``). ``repeats``: per-task n overrides (default: the YAML's, i.e. the paper's n).
+    ``sampler``: an already built ``Sampler`` (then ``checkpoint_dir`` only labels the run).
+    ``keep_responses``: also return ``responses[task][question] = [n response texts]`` (doc order).
+    """
+    import lm_eval
+    from lm_eval.tasks import TaskManager
+
+    from varreason.eval.lm import VarReasonLM
+    from varreason.eval.metrics import summarize
+
+    unknown = sorted(set(tasks) - set(ALL_TASKS))
+    if unknown or not tasks:
+        raise ValueError(f"unknown or no tasks {unknown}; choose from {list(ALL_TASKS)}")
+    work = Path(work_dir)
+    work.mkdir(parents=True, exist_ok=True)
+    arith_jsonl = None
+    if "vr_arith" in tasks:
+        if not arith_questions:
+            raise ValueError("task vr_arith needs arith_questions (the tiny task's held-out rows)")
+        arith_jsonl = write_arith_jsonl(arith_questions, work / "vr_arith.jsonl")
+    include = resolve_tasks(work / "tasks", arith_jsonl, repeats)
+    if sampler is None:
+        sampler = make_sampler(checkpoint_dir, model_cfg, backend, batch_size, device, tensor_parallel_size)
+    lm = VarReasonLM(sampler, seed=seed, max_new_tokens=max_new_tokens, engine=backend)
+    res = lm_eval.simple_evaluate(model=lm, tasks=list(tasks), task_manager=TaskManager(include_path=str(include)),
+                                  limit=limit, bootstrap_iters=0, log_samples=True, random_seed=seed,
+                                  numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed)
+    out: dict = {"tasks": {}, "versions": versions(backend), "seed": seed, "limit": limit,
+                 "checkpoint": str(checkpoint_dir), "tokens_generated": lm.n_generated}
+    for name in tasks:
+        samples = sorted(res["samples"][name], key=lambda s: s["doc_id"])
+        counts = [(int(s["n_samples"]), round(s["avg_at_n"] * s["n_samples"])) for s in samples]
+        scores = summarize(counts, list(pass_k), n_boot=n_boot, seed=seed)
+        agg = res["results"][name]
+        scores.update({k: int(agg[f"{k},all"]) for k in ("n_wrong", "n_pred_unparseable", "n_gold_unparseable")})
+        scores["lm_eval_avg_at_n"] = agg["avg_at_n,all"]
+        scores["version"] = res["versions"].get(name)
+        out["tasks"][name] = scores
+        if keep_responses:
+            out.setdefault("responses", {})[name] = [list(s["filtered_resps"][0]) for s in samples]
+    return out
