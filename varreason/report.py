@@ -34,7 +34,7 @@ def collect(stages: list[Stage]) -> dict:
         st = read_json(s.ref.verify() / "stats.json")
         if s.stage == "eval":
             m = read_json(s.ref.verify() / "metrics.json")
-            results.append({"method": s.method, "round": s.round, **{k: v for k, v in m.items()}})
+            results.append({"method": s.method, "round": s.round, **{k: v for k, v in m.items() if k != "tasks"}})
         if s.stage == "weights":
             weights.append({"method": s.method, "round": s.round,
                             **{k: st[k] for k in ("iwae_mean", "elbo_mean", "ess_mean", "max_weight_share",

@@ -39,9 +39,11 @@ def write_arith_jsonl(questions: list[dict], path: str | Path) -> Path:
 
 
 def resolve_tasks(out_dir: str | Path, arith_jsonl: str | Path | None = None,
-                  repeats: dict[str, int] | None = None) -> Path:
+                  repeats: dict[str, int] | None = None, sampling: dict[str, float] | None = None) -> Path:
     """Copy the task YAMLs and utils.py into ``out_dir`` with data paths (and optional ``repeats`` overrides,
-    e.g. ``{"vr_arith": 4}``) filled in; returns the dir to pass as ``TaskManager(include_path=...)``."""
+    e.g. ``{"vr_arith": 4}``, and ``sampling`` overrides of ``temperature``/``top_p`` for every task, so the
+    values of params.yaml's ``eval`` section win over the YAML defaults) filled in; returns the dir to pass as
+    ``TaskManager(include_path=...)``."""
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(TASKS_DIR / "utils.py", out / "utils.py")
@@ -58,6 +60,10 @@ def resolve_tasks(out_dir: str | Path, arith_jsonl: str | Path | None = None,
                 raise ValueError(f"repeats for {src.stem} must be >= 1, got {n}")
             text = re.sub(r"(?m)^repeats: \d+$", f"repeats: {n}", text)
             text = re.sub(r"(?m)^(\s+k:) \d+$", rf"\1 {n}", text)
+        for key, value in (sampling or {}).items():
+            if key not in ("temperature", "top_p"):
+                raise ValueError(f"sampling override {key!r}: only temperature and top_p are supported")
+            text = re.sub(rf"(?m)^(\s+{key}:) [0-9.]+$", rf"\g<1> {float(value)}", text)
         (out / src.name).write_text(text)
     return out
 
@@ -91,7 +97,7 @@ def make_sampler(checkpoint_dir: str | Path, model_cfg: ModelConfig, backend: st
 def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, tasks: list[str], work_dir: str | Path, *,
                 limit: int | None = None, seed: int = 0, max_new_tokens: int = 256,
                 arith_questions: list[dict] | None = None, repeats: dict[str, int] | None = None,
-                pass_k: list[int] = (1,), backend: str = "hf", batch_size: int = 64, device: str = "cpu",
+                pass_k: list[int] = (1,), sampling: dict[str, float] | None = None, backend: str = "hf", batch_size: int = 64, device: str = "cpu",
                 tensor_parallel_size: int = 1, n_boot: int = 10_000, sampler=None,
                 keep_responses: bool = False) -> dict:
     """Evaluate ``checkpoint_dir`` on ``tasks`` (names from ``ALL_TASKS``); returns a JSON-able dict::
@@ -103,6 +109,7 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, tasks: list[
 
     ``limit``: first N questions of each task (None: all). ``arith_questions``: held-out rows of the tiny task
     (needed for ``vr_arith``). ``repeats``: per-task n overrides (default: the YAML's, i.e. the paper's n).
+    ``sampling``: temperature / top_p overrides for every task (default: the YAML's: 0.7 / 1.0).
     ``sampler``: an already built ``Sampler`` (then ``checkpoint_dir`` only labels the run).
     ``keep_responses``: also return ``responses[task][question] = [n response texts]`` (doc order).
     """
@@ -122,7 +129,7 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, tasks: list[
         if not arith_questions:
             raise ValueError("task vr_arith needs arith_questions (the tiny task's held-out rows)")
         arith_jsonl = write_arith_jsonl(arith_questions, work / "vr_arith.jsonl")
-    include = resolve_tasks(work / "tasks", arith_jsonl, repeats)
+    include = resolve_tasks(work / "tasks", arith_jsonl, repeats, sampling)
     if sampler is None:
         sampler = make_sampler(checkpoint_dir, model_cfg, backend, batch_size, device, tensor_parallel_size)
     lm = VarReasonLM(sampler, seed=seed, max_new_tokens=max_new_tokens, engine=backend)

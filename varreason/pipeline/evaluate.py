@@ -1,43 +1,51 @@
-"""Held-out evaluation (step h): avg@n accuracy, unbiased pass@k, accuracy per difficulty level."""
+"""Held-out evaluation (step h) through lm-eval: avg@n accuracy, unbiased pass@k, bootstrap 95% CI.
+
+The embedded task runs as the lm-eval task ``vr_arith`` and the paper's data as the math suite
+(``varreason.eval.run``), over the same sampler interface as the EM (HF on CPU, vLLM on GPU). ``eval``'s
+``n_samples``, ``temperature``, ``top_p`` and ``max_new_tokens`` from params.yaml override the task YAMLs'.
+"""
 
 from __future__ import annotations
 
-from collections import defaultdict
+import tempfile
+import time
 from pathlib import Path
 
 from varreason.config import EvalConfig, ModelConfig, PromptConfig, SamplingConfig
-from varreason.evaluation import avg_at_n, mean_pass_at_k
+from varreason.eval.run import MATH_TASKS, run_lm_eval
 from varreason.io import ArtifactRef, produce, write_json
-from varreason.pipeline.common import rows, stats, timed
-from varreason.pipeline.sample import sample_responses
+from varreason.pipeline.common import device, questions, timed
 
 
 def evaluate(ev: EvalConfig, sampling: SamplingConfig, model: ModelConfig, prompt: PromptConfig,
              reasoner: ArtifactRef, task: ArtifactRef, seed: int, root: str, progress: bool = True) -> ArtifactRef:
-    """metrics.json: ``accuracy`` (avg@n over held-out questions), ``pass@k`` for each k, ``by_level``,
-    ``unparsed`` (responses without a solution block), ``tokens_generated``."""
-    responses = sample_responses(sampling, model, prompt, reasoner, task, "heldout", ev.n_samples, ev.temperature,
-                                 ev.top_p, ev.max_new_tokens, seed, "eval", root, progress)
+    """metrics.json: ``accuracy`` (avg@n of the headline task), ``pass@k`` for each k, ``ci95``, failure counts,
+    every task's scores under ``tasks``, and the lm-eval / math-verify / engine versions under ``versions``."""
+    held_out = questions(task, "heldout")
+    arithmetic = held_out and "level" in held_out[0]
+    names = ["vr_arith"] if arithmetic else list(MATH_TASKS)
 
     def build(out: Path) -> None:
-        with timed(out) as st:
-            by_q: dict[str, list[bool]] = defaultdict(list)
-            level_of: dict[str, int] = {}
-            unparsed = 0
-            for r in rows(responses, "responses.parquet"):
-                by_q[r["qid"]].append(bool(r["correct"]))
-                level_of[r["qid"]] = r["level"]
-                unparsed += not r["parsed"]
-            correct = list(by_q.values())
-            levels: dict[int, list[list[bool]]] = defaultdict(list)
-            for q, c in by_q.items():
-                levels[level_of[q]].append(c)
-            metrics = {"accuracy": avg_at_n(correct), "n_questions": len(correct), "n_samples": ev.n_samples,
-                       "unparsed": unparsed, "by_level": {str(k): avg_at_n(v) for k, v in sorted(levels.items())},
-                       "tokens_generated": stats(responses)["tokens_generated"],
-                       "sample_wall_s": stats(responses)["wall_s"]}
-            metrics.update({f"pass@{k}": mean_pass_at_k(correct, k) for k in ev.pass_k})
+        with timed(out) as st, tempfile.TemporaryDirectory(prefix="vr-lm-eval-") as work:
+            t0 = time.perf_counter()
+            res = run_lm_eval(reasoner.verify(), model, names, work, seed=seed, max_new_tokens=ev.max_new_tokens,
+                              arith_questions=held_out if arithmetic else None,
+                              repeats={"vr_arith": ev.n_samples} if arithmetic else None, pass_k=ev.pass_k,
+                              sampling={"temperature": ev.temperature, "top_p": ev.top_p},
+                              backend=sampling.backend, batch_size=sampling.batch_size, device=device(),
+                              tensor_parallel_size=sampling.tensor_parallel_size, n_boot=2000)
+            head = res["tasks"][names[0]]
+            metrics = {"accuracy": head["avg@n"], "ci95": head["ci95"], "n_questions": head["n_questions"],
+                       "n_samples": head["n_samples"], "unparsed": head["n_pred_unparseable"],
+                       "wrong": head["n_wrong"], "gold_unparseable": head["n_gold_unparseable"],
+                       **{f"pass@{k}": head[f"pass@{k}"] for k in ev.pass_k if f"pass@{k}" in head},
+                       "tasks": res["tasks"], "versions": res["versions"],
+                       "tokens_generated": res["tokens_generated"],
+                       "sample_wall_s": round(time.perf_counter() - t0, 3)}
             write_json(out / "metrics.json", metrics)
-            st.update(metrics)
+            st.update({k: v for k, v in metrics.items() if k not in ("tasks", "sample_wall_s")})
 
-    return produce(root, "eval", {"responses": responses.sha, "eval": ev}, build)
+    key = {"eval": ev, "engine": {"backend": sampling.backend, "batch_size": sampling.batch_size,
+                                  "tp": sampling.tensor_parallel_size},
+           "model": model, "prompt": prompt, "reasoner": reasoner.sha, "task": task.sha, "seed": seed}
+    return produce(root, "eval", key, build)
