@@ -79,21 +79,6 @@ def versions(engine: str) -> dict:
             "engine_version": v("vllm") if engine == "vllm" else v("transformers"), "torch": v("torch")}
 
 
-def make_sampler(checkpoint_dir: str | Path, model_cfg: ModelConfig, backend: str = "hf", batch_size: int = 64,
-                 device: str = "cpu", tensor_parallel_size: int = 1):
-    if backend == "vllm":
-        from varreason.backends.vllm import VLLMSampler
-
-        return VLLMSampler(str(checkpoint_dir), model_cfg, tensor_parallel_size=tensor_parallel_size)
-    if backend != "hf":
-        raise ValueError(f"backend must be 'hf' or 'vllm', got {backend!r}")
-    from varreason.backends.hf import HFSampler
-    from varreason.modeling import load_checkpoint
-
-    model, tok = load_checkpoint(checkpoint_dir, model_cfg, device=device)
-    return HFSampler(model, tok, batch_size=batch_size, device=device, progress=False)
-
-
 def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, tasks: list[str], work_dir: str | Path, *,
                 limit: int | None = None, seed: int = 0, max_new_tokens: int = 256,
                 arith_questions: list[dict] | None = None, repeats: dict[str, int] | None = None,
@@ -131,7 +116,10 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, tasks: list[
         arith_jsonl = write_arith_jsonl(arith_questions, work / "vr_arith.jsonl")
     include = resolve_tasks(work / "tasks", arith_jsonl, repeats, sampling)
     if sampler is None:
-        sampler = make_sampler(checkpoint_dir, model_cfg, backend, batch_size, device, tensor_parallel_size)
+        from varreason.backends import build_sampler
+
+        sampler = build_sampler(checkpoint_dir, model_cfg, backend, batch_size, device, tensor_parallel_size,
+                                progress=False)
     lm = VarReasonLM(sampler, seed=seed, max_new_tokens=max_new_tokens, engine=backend)
     res = lm_eval.simple_evaluate(model=lm, tasks=list(tasks), task_manager=TaskManager(include_path=str(include)),
                                   limit=limit, bootstrap_iters=0, log_samples=True, random_seed=seed,

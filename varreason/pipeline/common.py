@@ -46,15 +46,11 @@ def load_model(ckpt: ArtifactRef, cfg: ModelConfig):
 
 
 def make_sampler(cfg: SamplingConfig, model_cfg: ModelConfig, ckpt: ArtifactRef, progress: bool = True):
-    """The backend named by ``cfg.backend``; vLLM is imported only when asked for."""
-    if cfg.backend == "vllm":
-        from varreason.backends.vllm import VLLMSampler
+    """The backend named by ``cfg.backend`` over checkpoint ``ckpt`` (verified first)."""
+    from varreason.backends import build_sampler
 
-        return VLLMSampler(str(ckpt.verify()), model_cfg, tensor_parallel_size=cfg.tensor_parallel_size)
-    from varreason.backends.hf import HFSampler
-
-    model, tok = load_model(ckpt, model_cfg)
-    return HFSampler(model, tok, batch_size=cfg.batch_size, device=device(), progress=progress)
+    return build_sampler(ckpt.verify(), model_cfg, cfg.backend, cfg.batch_size, device(), cfg.tensor_parallel_size,
+                         progress)
 
 
 @contextmanager
