@@ -1,4 +1,5 @@
 # Two commands: `make demo` (tiny EM flow end to end) and `make test` (the test suite, as CI runs it).
+# Deployments, three terminals: `make server`, `make worker`, `make deploy` (then `prefect deployment run vr-em/tiny`).
 VENV ?= .venv
 PY := $(VENV)/bin/python
 PYTHON ?= python3
@@ -10,7 +11,11 @@ export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: install demo test seeds clean
+# Only server/worker/deploy talk to this server; demo and test keep Prefect's ephemeral server.
+PREFECT_PORT ?= 4200
+API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
+
+.PHONY: install demo test seeds clean server worker deploy browser
 
 install: $(VENV)/.installed
 
@@ -23,12 +28,32 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(PY) -m flows.vr_em --profile tiny
 
-test: install
+test: install browser
 	$(PY) -m pytest -ra
 
 # EM vs baselines over three seeds (README's table): about 3 x the demo's time.
 seeds: install
 	$(PY) -m flows.vr_em --profile tiny --seeds 0 1 2
+
+# Prefect server on loopback only; its SQLite database is $(PREFECT_HOME)/prefect.db (inside the project).
+server: install
+	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+
+# Process worker for the vr-cpu pool (the `tiny` deployment). Ctrl-C stops it.
+worker: install
+	PREFECT_API_URL=$(API_URL) $(VENV)/bin/prefect worker start --pool vr-cpu --type process
+
+# Pools (vr-cpu, vr-gpu, vr-gpu-k8s), the `gpu` tag concurrency limit and every deployment in deploy/prefect.yaml.
+deploy: install
+	PREFECT_API_URL=$(API_URL) PREFECT=$(VENV)/bin/prefect deploy/deploy.sh
+
+# Debian's chromium + chromedriver for tests/deploy/test_ui.py; installed only if missing and apt-get exists.
+browser:
+	@if [ ! -x /usr/bin/chromium ] || [ ! -x /usr/bin/chromedriver ]; then \
+	  if command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; \
+	  else echo "no apt-get: install chromium and chromedriver at /usr/bin for tests/deploy/test_ui.py"; fi; \
+	fi
 
 clean:
 	rm -rf artifacts results .prefect

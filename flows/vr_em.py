@@ -11,6 +11,7 @@ from prefect import flow
 
 from tasks.data import build_seed_set, build_task, init_backbone
 from tasks.evaluation import evaluate, publish_results
+from tasks.preflight import preflight
 from tasks.sampling import rollout_answers, sample_responses, sample_traces
 from tasks.training import train_model
 from tasks.weighting import (build_posterior_set, build_reasoner_set, build_rft_set, score_traces,
@@ -49,6 +50,7 @@ def _em_round(cfg, est, r, pi, q, pi0, task, seed_q, stages):
 def vr_em(profile: str | None = None, params_path: str = "params.yaml", overrides: dict | None = None) -> dict:
     """Run the whole experiment for ``profile`` of ``params_path`` with dotted ``overrides``; return metrics."""
     c = load_config(params_path, profile, overrides)
+    preflight(c)
     root = c.artifacts_dir
     task = build_task(c.data, c.prompt, c.seed, root)
     backbone = init_backbone(c.model, task, c.seed, root)
