@@ -62,12 +62,14 @@ def results_table(summary: dict, pass_k: list[int]) -> str:
 
 
 def weights_table(summary: dict) -> str:
-    lines = ["| method | round | K | IWAE bound | ELBO | ESS | max weight share | dead questions | unfinished |",
+    lines = ["| method | round | K | IWAE bound* | ELBO* | ESS | max weight share | dead questions | unfinished |",
              "|---|---|---|---|---|---|---|---|---|"]
     for w in summary["weights"]:
         lines.append(f"| {w['method']} | {w['round']} | {w['K']} | {w['iwae_mean']:.3f} | {w['elbo_mean']:.3f} | "
                      f"{w['ess_mean']:.2f} | {w['max_weight_share']:.2f} | {int(w['n_dead_questions'])} | "
                      f"{int(w['n_unfinished'])} |")
+    lines.append("\n\\* mean over the questions where both bounds are finite (a question with one zero-weight "
+                 "trace has ELBO -inf); dead questions: every trace has weight 0.")
     return "\n".join(lines)
 
 

@@ -93,6 +93,12 @@ def weigh_traces(estimator: str, traces: ArtifactRef, scores: ArtifactRef, answe
             rt, st_n = W.self_normalise(lr)
             iw, st_i = W.iwae_bound(lr)
             el, st_l = W.elbo(lr)
+            # The means above skip -inf entries, and a question with one zero-weight trace has ELBO -inf but a
+            # finite IWAE bound, so compare the two bounds over the same questions: where both are finite.
+            both = iw.isfinite() & el.isfinite()
+            st_l["n_bound_questions"] = float(both.sum())
+            if both.any():
+                st_i["iwae_mean"], st_l["elbo_mean"] = float(iw[both].mean()), float(el[both].mean())
             ess, st_s = W.effective_sample_size(rt)
             shared = torch.minimum(n_pi, n_q).view(len(qids), K)
             flat = []
