@@ -16,12 +16,8 @@ QUESTIONS = ["1+2", "12-3+45", "7", "9-8"]  # different lengths: left padding is
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # tiny matmuls: intra-op threads only add contention (and seconds) on a busy machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

@@ -11,12 +11,8 @@ TARGETS = [[4, 5], [6, 7, 8, 9, 1], [3], [], [0, 1, 2, 3, 4, 5, 6]]
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    # tiny matmuls: intra-op threads only add contention (and seconds) on a busy machine
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(n)
 
 
 @pytest.fixture(scope="module")

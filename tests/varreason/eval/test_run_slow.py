@@ -35,11 +35,8 @@ def checkpoint(tmp_path_factory):
 
 
 @pytest.fixture(scope="module", autouse=True)
-def _one_thread():
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
+def _one_thread(one_thread):
     yield
-    torch.set_num_threads(n)
 
 
 def test_oracle_sampler_scores_exactly(heldout, tmp_path):
