@@ -20,7 +20,7 @@ from varreason.config import load_config
 from varreason.report import Stage
 
 
-def _em_round(cfg, est, r, pi, q, pi0, task, seed_q, stages):
+def _em_round(cfg, est, r, pi, q, pi0, task, stages):
     c, root, tag = cfg, cfg.artifacts_dir, f"em-{est}-r{r}"
     scorer = pi0 if c.em.weights_model == "initial" else pi
     traces = sample_traces(c.sampling, c.model, c.prompt, q, task, c.seed, r, tag, root)
@@ -64,7 +64,7 @@ def vr_em(profile: str | None = None, params_path: str = "params.yaml", override
     for est in c.objective.estimators:
         pi, q = pi0, q0
         for r in range(1, c.em.rounds + 1):
-            pi, q = _em_round(c, est, r, pi, q, pi0, task, seed_q, stages)
+            pi, q = _em_round(c, est, r, pi, q, pi0, task, stages)
             stages.append(Stage(f"em-{est}", r, "eval", evaluate(c.eval, c.sampling, c.model, c.prompt, pi, task,
                                                                  c.seed, f"em-{est}-r{r}", root)))
     pi = pi0
