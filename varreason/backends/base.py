@@ -5,8 +5,16 @@ Shapes: P prompts, n samples per prompt; a completion's token ids and log-probs 
 
 from __future__ import annotations
 
+import hashlib
 from dataclasses import dataclass, field
 from typing import Protocol
+
+
+def stable_seed(seed: int, *parts) -> int:
+    """A 62-bit per-request seed from the run seed and identifiers (question id, round, purpose, ...):
+    independent of order, batching and sharding."""
+    digest = hashlib.sha256(":".join(map(str, (seed, *parts))).encode()).hexdigest()
+    return int(digest[:15], 16)
 
 
 @dataclass(frozen=True)

@@ -19,13 +19,7 @@ from collections import defaultdict
 
 from lm_eval.api.model import LM
 
-from varreason.backends.base import Sampler, SamplingParams
-
-
-def stable_seed(seed: int, *parts) -> int:
-    """A 62-bit seed from the base seed and identifiers (same recipe as the pipeline's ``stable_seed``)."""
-    digest = hashlib.sha256(":".join(map(str, (seed, *parts))).encode()).hexdigest()
-    return int(digest[:15], 16)
+from varreason.backends.base import Sampler, SamplingParams, stable_seed
 
 
 def cut_at_stop(text: str, until: tuple[str, ...]) -> str:

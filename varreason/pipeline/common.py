@@ -1,8 +1,7 @@
-"""Helpers shared by the steps: reading artifacts, stable seeds, backends, timing."""
+"""Helpers shared by the steps: reading artifacts, backends, timing."""
 
 from __future__ import annotations
 
-import hashlib
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -17,13 +16,6 @@ from varreason.io import ArtifactRef, read_json, read_rows, write_json
 
 def device() -> str:
     return "cuda" if torch.cuda.is_available() else "cpu"
-
-
-def stable_seed(seed: int, *parts: Any) -> int:
-    """A 62-bit seed from the run seed and any identifiers (question id, round, purpose): independent of order
-    and sharding."""
-    digest = hashlib.sha256(":".join(map(str, (seed, *parts))).encode()).hexdigest()
-    return int(digest[:15], 16)
 
 
 def questions(task: ArtifactRef, split: str | None = None) -> list[dict]:

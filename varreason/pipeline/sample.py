@@ -6,10 +6,10 @@ from __future__ import annotations
 from pathlib import Path
 
 from varreason import arith
-from varreason.backends.base import SamplingParams
+from varreason.backends.base import SamplingParams, stable_seed
 from varreason.config import ModelConfig, PromptConfig, SamplingConfig
 from varreason.io import ArtifactRef, produce, write_rows
-from varreason.pipeline.common import make_sampler, questions, rows, stable_seed, timed
+from varreason.pipeline.common import make_sampler, questions, rows, timed
 from varreason.prompts import parse_response, posterior_prompt, reasoner_prompt, trace_target
 
 
