@@ -127,6 +127,15 @@ class ObjectiveConfig(_Frozen):
     mix_seed_data: bool
 
 
+class LauncherConfig(_Frozen):
+    """Run training in a subprocess under a launcher (``varreason.run``): FSDP over ``num_processes`` ranks."""
+
+    kind: Literal["accelerate", "torchrun"]
+    num_processes: int = Field(ge=1)
+    config: str | None = Field(None, description="accelerate config file, e.g. deploy/accelerate/fsdp.yaml")
+    gradient_checkpointing: bool = True
+
+
 class TrainConfig(_Frozen):
     """Optimiser settings. Every reasoner training (EM and baselines) gets the same ``steps``."""
 
@@ -140,6 +149,7 @@ class TrainConfig(_Frozen):
     grad_clip: float = Field(gt=0)
     checkpoint_every: int = Field(0, ge=0, description="save a resumable training state every N steps (0: never); "
                                   "results do not depend on it")
+    launcher: LauncherConfig | None = Field(None, description="None: train in-process (the tiny profiles)")
 
 
 class EvalConfig(_Frozen):
