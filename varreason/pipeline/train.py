@@ -29,6 +29,9 @@ def train_model(train: TrainConfig, model: ModelConfig, init: ArtifactRef, sets:
     state_dir = work_dir(root, "checkpoint", key_parts)
 
     def build(out: Path) -> None:
+        if train.launcher is not None and train.launcher.num_processes > 1:
+            _launch(train, model, init, sets, steps, seed, out, name)
+            return
         net, tok = load_model(init, model)
         examples = [Example(r["prompt"], r["response"], float(r["weight"])) for s in sets
                     for r in rows(s, "examples.parquet")]
@@ -42,3 +45,26 @@ def train_model(train: TrainConfig, model: ModelConfig, init: ArtifactRef, sets:
     ref = produce(root, "checkpoint", key_parts, build)
     shutil.rmtree(state_dir, ignore_errors=True)
     return ref
+
+
+def _launch(train: TrainConfig, model: ModelConfig, init: ArtifactRef, sets: list[ArtifactRef], steps: int, seed: int,
+            out: Path, name: str) -> None:
+    """Train under ``train.launcher`` in a subprocess (``varreason.run``); its ranks write ``out``."""
+    import json
+    import subprocess
+
+    from varreason.run import launch_command
+
+    spec = {"train": train.model_dump(), "model": model.model_dump(), "init": str(init.verify()),
+            "sets": [str(s.verify() / "examples.parquet") for s in sets], "steps": steps, "seed": seed, "out": str(out)}
+    spec_path = out.parent / f".spec-{out.name}.json"
+    spec_path.write_text(json.dumps(spec))
+    with timed(out, name=name) as st:
+        try:
+            subprocess.run(launch_command(train.launcher, spec_path), check=True)
+        finally:
+            spec_path.unlink(missing_ok=True)
+        result = json.loads((out / "train_result.json").read_text())
+        (out / "train_result.json").unlink()
+        st.update(result, tokens_trained=result["tokens"],
+                  tokens_per_s=round(result["tokens"] / max(result["seconds"], 1e-9), 1))
