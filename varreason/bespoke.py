@@ -14,8 +14,8 @@ as ``arith.Question`` plus ``solution``/``hint``):
 * ``hint`` = the whole reference solution, what the posterior template's ``{hint}`` receives (PA/PB are not
   public, method.md §8: the reference posterior conditions on the solution, so we pass all of it).
 
-The paper trains on all 16,710 rows and evaluates on benchmarks only; holding some rows out is ours (the
-per-round check of the flow needs a held-out split).
+The paper trains on all 16,710 rows and evaluates on benchmarks only (the qwen3 profile: ``n_heldout: 0``);
+a held-out slice is available for smaller experiments.
 """
 
 from __future__ import annotations

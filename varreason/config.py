@@ -34,7 +34,7 @@ class DataConfig(_Frozen):
 
     task: Literal["arithmetic", "bespoke"]
     n_train: int = Field(ge=1)
-    n_heldout: int = Field(ge=1)
+    n_heldout: int = Field(ge=0, description="held-out questions (bespoke: 0 is allowed, eval is on benchmarks)")
     n_seed_traces: int = Field(ge=1, description="training questions that carry a gold trace (the SFT seed)")
     levels: list[int] | None = Field(None, min_length=1, description="operations per question (arithmetic)")
     max_operand: int | None = Field(None, ge=2, description="largest operand (arithmetic)")
@@ -49,6 +49,8 @@ class DataConfig(_Frozen):
         if self.task == "arithmetic":
             if self.levels is None or self.max_operand is None:
                 raise ValueError("task 'arithmetic' needs levels (e.g. [2, 3, 4]) and max_operand (e.g. 9)")
+            if self.n_heldout < 1:
+                raise ValueError("task 'arithmetic' evaluates on its held-out split: n_heldout must be >= 1")
             if any(level < 1 for level in self.levels):
                 raise ValueError("levels must be positive operation counts, e.g. [2, 3, 4]")
         elif not self.dataset:

@@ -43,6 +43,25 @@ def _trainer(cfg: ExperimentConfig) -> tuple[int, str]:
     return la.num_processes, f"{la.kind} x{la.num_processes}" + (f" ({la.config})" if la.config else "")
 
 
+def _eval_requests(cfg: ExperimentConfig) -> tuple[int, str]:
+    """Sampled responses per evaluation: the tiny task's held-out split x n, or the shipped math benchmarks x
+    their YAML ``repeats`` (the paper's n per benchmark), as ``pipeline.evaluate`` runs them."""
+    if cfg.data.task == "arithmetic":
+        return cfg.data.n_heldout * cfg.eval.n_samples, f"{cfg.data.n_heldout} held-out x {cfg.eval.n_samples}"
+    import re
+    from pathlib import Path
+
+    from varreason.eval.run import DATA_DIR, MATH_TASKS
+
+    total, parts = 0, []
+    for name in MATH_TASKS:
+        yaml_text = (Path(DATA_DIR).parent / "tasks" / f"{name}.yaml").read_text()
+        repeats = int(re.search(r"^repeats:\s*(\d+)", yaml_text, re.M).group(1))
+        n = sum(1 for line in (Path(DATA_DIR) / f"{name[3:]}.jsonl").read_text().splitlines() if line.strip())
+        total, parts = total + n * repeats, parts + [f"{n}x{repeats}"]
+    return total, f"benchmarks ({' + '.join(parts)})"
+
+
 def _art(cfg: ExperimentConfig, step: str, key: str) -> str:
     return f"{cfg.artifacts_dir}/{step}/<key of: {key}>"
 
@@ -66,16 +85,16 @@ def plan_round(cfg: ExperimentConfig, round_: int = 1) -> list[PlanRow]:
         add(f"train-{name}", "checkpoint", inputs, tg, tl, steps * t.batch_size * L,
             f"{steps} steps x {t.batch_size} seqs x {L} max tokens", "train, model, init, sets, steps, seed")
 
+    n_eval, eval_note = _eval_requests(c)
+
     def evaluate(label, inputs):
-        e = c.eval
-        add(f"evaluate-{label}", "eval", inputs, sg, sl, c.data.n_heldout * e.n_samples * e.max_new_tokens,
-            f"{c.data.n_heldout} held-out x {e.n_samples} samples x {e.max_new_tokens} max new",
-            "eval, model, prompt, reasoner, task, seed")
+        add(f"evaluate-{label}", "eval", inputs, sg, sl, n_eval * c.eval.max_new_tokens,
+            f"{eval_note} x {c.eval.max_new_tokens} max new", "eval, model, prompt, reasoner, task, seed")
 
     add("preflight", "-", [], 0, "in-process", 0, "checks packages, CUDA, model files", "")
     rows[-1] = PlanRow(**{**asdict(rows[-1]), "artifact": "- (nothing written)"})
     add("build-task", "task", ["preflight"], 0, "in-process", 0, f"{c.data.task}: {n} train + {c.data.n_heldout} "
-        "held-out questions", "data, prompt, seed")
+        "held-out questions", "data, seed" if c.data.task == "bespoke" else "data, prompt, seed")
     add("init-backbone", "backbone", ["build-task"], 0, "in-process", 0, c.model.name_or_path or "tiny from scratch",
         "model, task, seed")
     for role in ("reasoner", "posterior"):

@@ -24,12 +24,13 @@ def test_qwen3_round_resolves_every_task_with_resources_and_tokens():
     assert "rollout-answers-em-acc-r1" in t and "rollout-answers-em-gml-r1" not in t
     assert "sample-responses-em-acc-r1" not in t  # qwen3: refresh_posterior false (the reference trains q once)
     assert rows[0].task == "preflight" and rows[-1].task == "publish-results"
-    # hand-computed upper bounds: 16210 questions x K=8 x 32764 max new tokens; x M=8 more for the answers
-    assert t["sample-traces-em-acc-r1"].est_tokens == 16210 * 8 * 32764
-    assert t["rollout-answers-em-acc-r1"].est_tokens == 16210 * 8 * 8 * 32764
-    assert t["score-traces-em-gml-r1"].est_tokens == 2 * 16210 * 8 * 32768
+    # hand-computed upper bounds: 16710 questions x K=8 x 32764 max new tokens; x M=8 more for the answers
+    assert t["sample-traces-em-acc-r1"].est_tokens == 16710 * 8 * 32764
+    assert t["rollout-answers-em-acc-r1"].est_tokens == 16710 * 8 * 8 * 32764
+    assert t["score-traces-em-gml-r1"].est_tokens == 2 * 16710 * 8 * 32768
     assert t["train-pi-em-acc-r1"].est_tokens == 1044 * 96 * 32768
-    assert t["evaluate-sft-r0"].est_tokens == 500 * 2 * 38912
+    # MATH500 x 2 + AIME24, AIME25 x 32 + AMC23 x 32 responses of at most 38912 tokens
+    assert t["evaluate-sft-r0"].est_tokens == (500 * 2 + 30 * 32 + 30 * 32 + 40 * 32) * 38912
     # resources: vLLM with tensor parallel 4, training on 8 processes through accelerate + FSDP
     assert (t["sample-traces-em-acc-r1"].gpus, t["sample-traces-em-acc-r1"].launcher) == (4, "vllm tp=4")
     assert t["train-pi0"].gpus == 8 and t["train-pi0"].launcher.startswith("accelerate x8")
@@ -66,5 +67,5 @@ def test_cli_plan_prints_without_running(capsys):
 
     assert main(["--profile", "qwen3", "--plan"]) == 0
     out = capsys.readouterr().out
-    assert "| sample-traces-em-acc-r1 | train-q0, build-task | 4 | vllm tp=4 | 1 | 4.2G" in out
+    assert "| sample-traces-em-acc-r1 | train-q0, build-task | 4 | vllm tp=4 | 1 | 4.4G" in out
     assert "results/qwen3/" in out
