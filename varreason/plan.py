@@ -91,9 +91,9 @@ def plan_round(cfg: ExperimentConfig, round_: int = 1) -> list[PlanRow]:
         add(f"evaluate-{label}", "eval", inputs, sg, sl, n_eval * c.eval.max_new_tokens,
             f"{eval_note} x {c.eval.max_new_tokens} max new", "eval, model, prompt, reasoner, task, seed")
 
-    add("preflight", "-", [], 0, "in-process", 0, "checks packages, CUDA, model files", "")
+    add(f"preflight-{c.profile}", "-", [], 0, "in-process", 0, "checks packages, CUDA, model files", "")
     rows[-1] = PlanRow(**{**asdict(rows[-1]), "artifact": "- (nothing written)"})
-    add("build-task", "task", ["preflight"], 0, "in-process", 0, f"{c.data.task}: {n} train + {c.data.n_heldout} "
+    add("build-task", "task", [f"preflight-{c.profile}"], 0, "in-process", 0, f"{c.data.task}: {n} train + {c.data.n_heldout} "
         "held-out questions", "data, seed" if c.data.task == "bespoke" else "data, prompt, seed")
     add("init-backbone", "backbone", ["build-task"], 0, "in-process", 0, c.model.name_or_path or "tiny from scratch",
         "model, task, seed")

@@ -23,7 +23,7 @@ def test_qwen3_round_resolves_every_task_with_resources_and_tokens():
             assert f"{name}-em-{e}-r1" in t
     assert "rollout-answers-em-acc-r1" in t and "rollout-answers-em-gml-r1" not in t
     assert "sample-responses-em-acc-r1" not in t  # qwen3: refresh_posterior false (the reference trains q once)
-    assert rows[0].task == "preflight" and rows[-1].task == "publish-results"
+    assert rows[0].task == "preflight-qwen3" and rows[-1].task == "publish-results"
     # hand-computed upper bounds: 16710 questions x K=8 x 32764 max new tokens; x M=8 more for the answers
     assert t["sample-traces-em-acc-r1"].est_tokens == 16710 * 8 * 32764
     assert t["rollout-answers-em-acc-r1"].est_tokens == 16710 * 8 * 8 * 32764
