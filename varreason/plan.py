@@ -93,8 +93,8 @@ def plan_round(cfg: ExperimentConfig, round_: int = 1) -> list[PlanRow]:
 
     add(f"preflight-{c.profile}", "-", [], 0, "in-process", 0, "checks packages, CUDA, model files", "")
     rows[-1] = PlanRow(**{**asdict(rows[-1]), "artifact": "- (nothing written)"})
-    add("build-task", "task", [f"preflight-{c.profile}"], 0, "in-process", 0, f"{c.data.task}: {n} train + {c.data.n_heldout} "
-        "held-out questions", "data, seed" if c.data.task == "bespoke" else "data, prompt, seed")
+    add("build-task", "task", [f"preflight-{c.profile}"], 0, "in-process", 0,
+        f"{c.data.task}: {n} train + {c.data.n_heldout} held-out questions", "data, seed" if c.data.task == "bespoke" else "data, prompt, seed")
     add("init-backbone", "backbone", ["build-task"], 0, "in-process", 0, c.model.name_or_path or "tiny from scratch",
         "model, task, seed")
     for role in ("reasoner", "posterior"):
@@ -111,16 +111,19 @@ def plan_round(cfg: ExperimentConfig, round_: int = 1) -> list[PlanRow]:
         pi, q = prev_pi.format(e=e), prev_q.format(e=e)
         scorer = "train-pi0" if c.em.weights_model == "initial" else pi
         add(f"sample-traces-{tag}", "traces", [q, "build-task"], sg, sl, n * k * s.max_trace_tokens,
-            f"{n} questions x K={k} x {s.max_trace_tokens} max new", "sampling, model, prompt, posterior, task, seed, round")
+            f"{n} questions x K={k} x {s.max_trace_tokens} max new",
+            "sampling, model, prompt, posterior, task, seed, round")
         add(f"score-traces-{tag}", "scores", [scorer, q, f"sample-traces-{tag}"], sg1, "in-process",
-            2 * n * k * L, f"2 models x {n} x K={k} x {L} max tokens", "model, prompt, reasoner, posterior, traces, task, temp")
+            2 * n * k * L, f"2 models x {n} x K={k} x {L} max tokens",
+            "model, prompt, reasoner, posterior, traces, task, temp")
         inputs = [f"sample-traces-{tag}", f"score-traces-{tag}"]
         if e == "acc":
             add(f"rollout-answers-{tag}", "answers", [scorer, f"sample-traces-{tag}"], sg, sl,
                 n * k * m * s.max_answer_tokens, f"{n} x K={k} x M={m} x {s.max_answer_tokens} max new",
                 "sampling, model, prompt, reasoner, traces, task, seed")
             inputs.append(f"rollout-answers-{tag}")
-        add(f"weigh-traces-{tag}", "weights", inputs, 0, "in-process", 0, f"{n * k} traces", "estimator, traces, scores, answers")
+        add(f"weigh-traces-{tag}", "weights", inputs, 0, "in-process", 0, f"{n * k} traces",
+            "estimator, traces, scores, answers")
         add(f"build-reasoner-set-{tag}", "reasoner-set", [f"weigh-traces-{tag}", "build-task"], 0, "in-process", 0,
             f"selection {c.objective.selection}", "objective, estimator, prompt, weights, traces, answers, task")
         init = "train-pi0" if c.em.reasoner_init == "initial" else pi

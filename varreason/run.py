@@ -45,7 +45,8 @@ def train_distributed(spec: dict) -> TrainResult | None:
     model, tok = load_checkpoint(spec["init"], mcfg, device="cpu")
     if cfg.launcher is not None and cfg.launcher.gradient_checkpointing:
         model.gradient_checkpointing_enable()
-    examples = [Example(r["prompt"], r["response"], float(r["weight"])) for p in spec["sets"] for r in read_rows(Path(p))]
+    examples = [Example(r["prompt"], r["response"], float(r["weight"])) for p in spec["sets"]
+                for r in read_rows(Path(p))]
     data = [e for e in encode_examples(tok, examples, mcfg.max_length) if e[2] > 0]
     steps, seed = spec["steps"], spec["seed"]
     mean_resp = sum(len(ids) - plen for ids, plen, _ in data) / len(data)

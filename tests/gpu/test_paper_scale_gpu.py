@@ -30,7 +30,8 @@ def test_two_process_fsdp_step(tmp_path):
     rows = [{"prompt": f"<|im_start|>{a}+{b}<|im_end|><|begin_of_thought|>", "response": f"{a + b}", "weight": 1.0}
             for a in range(1, 9) for b in range(1, 4)]
     root = tmp_path / "artifacts"
-    init = produce(root, "backbone", {"t": 1}, lambda out: save_checkpoint(build_tiny_model(cfg.model, tok, 0), tok, out))
+    init = produce(root, "backbone", {"t": 1},
+                   lambda out: save_checkpoint(build_tiny_model(cfg.model, tok, 0), tok, out))
     sets = produce(root, "reasoner-set", {"t": 1}, lambda out: write_rows(out / "examples.parquet", rows))
     ref = train_model(cfg.train, cfg.model, init, [sets], 2, 0, "pi-gpu", str(root))
     stats = read_json(ref.verify() / "stats.json")

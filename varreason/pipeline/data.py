@@ -9,7 +9,8 @@ from varreason import arith
 from varreason.config import DataConfig, ModelConfig, PromptConfig
 from varreason.io import ArtifactRef, produce, write_rows
 from varreason.pipeline.common import questions, timed
-from varreason.prompts import full_response, hint_of, posterior_prompt, reasoner_prompt, reference_solution, trace_target
+from varreason.prompts import (full_response, hint_of, posterior_prompt, reasoner_prompt, reference_solution,
+                               trace_target)
 
 
 def build_task(data: DataConfig, prompt: PromptConfig, seed: int, root: str) -> ArtifactRef:
