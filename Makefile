@@ -15,7 +15,7 @@ export TOKENIZERS_PARALLELISM := false
 PREFECT_PORT ?= 4200
 API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 
-.PHONY: install demo test seeds clean server worker deploy browser
+.PHONY: install demo test seeds bench clean server worker deploy browser
 
 install: $(VENV)/.installed
 
@@ -34,6 +34,11 @@ test: install browser
 # EM vs baselines over three seeds (README's table): about 3 x the demo's time.
 seeds: install
 	$(PY) -m flows.vr_em --profile tiny --seeds 0 1 2
+
+# Every EM stage against its naive counterpart (README, section Performance): writes
+# benchmarks/results.json and benchmarks/results.md; about 10-15 min on 2 cores. BENCH_ARGS=--threads 2 on a quiet machine.
+bench: install
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 # Prefect server on loopback only; its SQLite database is $(PREFECT_HOME)/prefect.db (inside the project).
 server: install
