@@ -26,6 +26,8 @@ def _env(home: Path, threads: int) -> dict:
                PREFECT_SERVER_ANALYTICS_ENABLED="false", HF_HUB_OFFLINE="1", HF_DATASETS_OFFLINE="1",
                TOKENIZERS_PARALLELISM="false", OMP_NUM_THREADS=str(threads), TQDM_DISABLE="1",
                PYTHONPATH=str(ROOT) + os.pathsep + env.get("PYTHONPATH", ""))
+    # A loaded machine can take longer than Prefect's default 20 s to start the ephemeral server.
+    env.setdefault("PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS", "180")
     return env
 
 
@@ -35,7 +37,8 @@ def _timed_run(cmd: list[str], env: dict, log: Path) -> float:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=fh, stderr=subprocess.STDOUT)
     wall = time.perf_counter() - t0
     if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(cmd)} exited {proc.returncode}; see {log}")
+        tail = "\n".join(log.read_text(errors="replace").splitlines()[-5:])
+        raise RuntimeError(f"{' '.join(cmd[1:4])} exited {proc.returncode}; last log lines:\n{tail}")
     return wall
 
 

@@ -19,7 +19,7 @@ from benchmarks.common import ROOT, fixture, machine
 
 ALL = ("scoring", "sampling", "vllm", "training", "cache", "scaling")
 SIZES = {  # full run: ~10 min on 2 loaded cores; quick: harness check only
-    "full": {"score_n": 500, "score_rep": 5, "samp_prompts": 32, "samp_rep": 3, "train_steps": 30, "train_rep": 3,
+    "full": {"score_n": 300, "score_rep": 5, "samp_prompts": 32, "samp_rep": 3, "train_steps": 20, "train_rep": 3,
              "big_hidden": 512, "cache_sets": ("em.rounds=1",), "cache_warm": 2, "scale_full": False},
     "quick": {"score_n": 16, "score_rep": 2, "samp_prompts": 2, "samp_rep": 2, "train_steps": 2, "train_rep": 2,
               "big_hidden": 128, "cache_sets": None, "cache_warm": 1, "scale_full": False},
@@ -46,7 +46,10 @@ def run(only=ALL, quick: bool = False, threads: int = 1, fixture_root: str | Non
     def step(name, fn):
         if name in only:
             t = time.perf_counter()
-            rows[name] = fn()
+            try:
+                rows[name] = fn()
+            except Exception as exc:  # noqa: BLE001 - one broken benchmark is reported, the others still run
+                rows[name] = {"metric": name, "status": f"failed: {type(exc).__name__}: {str(exc)[:300]}"}
             timings[name] = time.perf_counter() - t
             print(f"[bench] {name}: {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
 
@@ -83,6 +86,9 @@ def markdown(res: dict) -> str:
     yes = lambda ok: "—" if ok is None else ("yes" if ok else "**no**")  # noqa: E731
     lines = ["| metric | ours | naive | ratio (median [min–max] of paired repeats) | target | met? | repeats |",
              "|---|---|---|---|---|---|---|"]
+    lines += [f"| {x['metric']} | {x['status']} | | | | **no** | |" for x in r.values()
+              if str(x.get("status", "")).startswith("failed")]
+    r = {k: x for k, x in r.items() if not str(x.get("status", "")).startswith("failed")}
     for key in ("scoring", "sampling", "training"):
         if key in r:
             x = r[key]
@@ -97,7 +103,7 @@ def markdown(res: dict) -> str:
         else:
             lines.append(f"| {x['metric']} | {x['status']} | | | info | — | |")
     for key in ("training", "training_big"):
-        if key in r:
+        if key in r and (key == "training_big" or "mfu" in r[key]):
             x = r[key]["mfu"] if key == "training" else r[key]
             lines.append(f"| {x['metric']} | {x['achieved_flops'] / 1e9:.1f} GFLOP/s | peak "
                          f"{x['peak']['best_flops'] / 1e9:.1f} GFLOP/s | {pct(x['fraction'])} | {x['target']} | "
