@@ -7,10 +7,11 @@ flow itself trains a fixed ``train.steps`` whatever N, which would make training
 ``weighted`` without seed-data mixing so the training set is the N·K traces too. We fit
 ``round_s = a + b·N·K`` (numpy least squares) and report b and R²; and ``peak_rss = c + d·N`` at fixed K.
 
-Peak RSS is ``ru_maxrss`` of the child process (imports, model and data included); ``rss_before_mb`` is the same
-counter after imports and set-up, before the round, so the round's own growth is the difference. Main loads
-every step's rows into memory (no shard streaming), so the round's growth is O(N·K) rows; at these sizes that
-is a few MB against a ~400 MB interpreter + torch baseline.
+Peak RSS is the child's ``VmHWM`` (Linux high-water mark of this process image; ``ru_maxrss`` is not used
+because Linux carries it over from the forking parent across exec). ``rss_before_mb`` is the resident size after
+imports and set-up; the high-water mark is then reset (``/proc/self/clear_refs``) so ``peak_rss_mb`` is the
+round's own peak, imports included in what stays resident. Main loads every step's rows into memory (no shard
+streaming), so the round's growth is O(N·K) rows plus the batch activations of sampling, scoring and training.
 """
 
 from __future__ import annotations
@@ -51,7 +52,8 @@ def run_point(n: int, k: int, root: str, threads: int = 1, fixture_root: str | N
     sampling = cfg.sampling.model_copy(update={"traces_per_question": k})
     objective = cfg.objective.model_copy(update={"selection": "weighted", "mix_seed_data": False})
     steps = math.ceil(n * k / cfg.train.batch_size)
-    rss_before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    rss_before = _rss_mb("VmRSS")
+    _reset_peak()
     walls: dict[str, float] = {}
 
     def stage(name, fn):
@@ -72,7 +74,25 @@ def run_point(n: int, k: int, root: str, threads: int = 1, fixture_root: str | N
     return {"N": n, "K": k, "traces": n * k, "train_steps": steps, "round_s": sum(walls.values()), "stages_s": walls,
             "tokens_generated": stats(traces)["tokens_generated"], "tokens_scored": stats(scores)["tokens_scored"],
             "tokens_trained": stats(ckpt)["tokens_trained"],
-            "rss_before_mb": rss_before, "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}
+            "rss_before_mb": rss_before, "peak_rss_mb": _rss_mb("VmHWM")}
+
+
+def _rss_mb(field: str) -> float:
+    """``VmRSS`` / ``VmHWM`` of this process in MB (``ru_maxrss`` where /proc is missing)."""
+    try:
+        for line in Path("/proc/self/status").read_text().splitlines():
+            if line.startswith(field + ":"):
+                return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def _reset_peak() -> None:
+    try:
+        Path("/proc/self/clear_refs").write_text("5")  # "5": reset the peak RSS (Linux >= 4.0)
+    except OSError:
+        pass
 
 
 def linear_fit(x: list[float], y: list[float]) -> dict:

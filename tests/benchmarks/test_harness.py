@@ -51,6 +51,7 @@ def test_scoring_agrees_and_reports_ratio(fx):
     row = scoring.bench_scoring(fx, n=8, repeats=1)
     _has_rate_fields(row)
     assert row["agree"] and row["max_abs_diff"] < 1e-4 and row["tokens_per_call"] > 8
+    _has_rate_fields(row["ours_2048_tokens_per_batch"])
 
 
 def test_scoring_benchmark_catches_a_wrong_scorer(fx, monkeypatch):
@@ -119,14 +120,16 @@ def test_training_rows(fx):
     row = training.bench_training(fx, steps=2, repeats=1, peak=peak)
     _has_rate_fields(row)
     assert row["pad_fraction_ours"] < row["pad_fraction_naive"]
-    assert row["mfu"]["fraction"] == pytest.approx(6 * row["n_params"] * row["ours"]["median"] / peak["best_flops"])
+    best = row["mfu"]["peak"]["best_flops"]
+    assert best >= peak["best_flops"]  # the best of the peaks measured before and between the repeats
+    assert row["mfu"]["fraction"] == pytest.approx(6 * row["n_params"] * row["ours"]["median"] / best)
 
 
 def test_scaling_points_in_subprocesses(fx):
-    res = scaling.bench_scaling([(4, 1), (4, 2), (8, 1)], k_fixed=1, fixture_root=fx.root, fixture_steps=20)
-    assert [p["traces"] for p in res["points"]] == [4, 8, 8]
+    res = scaling.bench_scaling([(4, 1), (8, 1)], k_fixed=1, fixture_root=fx.root, fixture_steps=20)
+    assert [p["traces"] for p in res["points"]] == [4, 8]
     for p in res["points"]:
-        assert p["peak_rss_mb"] >= p["rss_before_mb"] > 0 and p["tokens_generated"] > 0
+        assert p["peak_rss_mb"] > 0 and p["rss_before_mb"] > 0 and p["tokens_generated"] > 0
         assert set(p["stages_s"]) == {"sample", "score", "weigh", "build-set", "train"}
     assert "r2" in res["fit"] and res["rss_fit_vs_N"] is not None
 
