@@ -36,7 +36,7 @@ seeds: install
 	$(PY) -m flows.vr_em --profile tiny --seeds 0 1 2
 
 # Every EM stage against its naive counterpart (README, section Performance): writes
-# benchmarks/results.json and benchmarks/results.md; about 10-15 min on 2 cores. BENCH_ARGS=--threads 2 on a quiet machine.
+# benchmarks/results.json and benchmarks/results.md; 10 min on 2 shared cores, more under heavy load. BENCH_ARGS=--threads 2 on a quiet machine.
 bench: install
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
