@@ -15,7 +15,7 @@ export TOKENIZERS_PARALLELISM := false
 PREFECT_PORT ?= 4200
 API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 
-.PHONY: install demo test test-vllm test-gpu seeds clean server worker deploy browser
+.PHONY: install demo test test-vllm test-gpu seeds bench clean server worker deploy browser
 
 install: $(VENV)/.installed
 
@@ -51,6 +51,11 @@ test-gpu: install
 # EM vs baselines over three seeds (README's table): about 3 x the demo's time.
 seeds: install
 	$(PY) -m flows.vr_em --profile tiny --seeds 0 1 2
+
+# Every EM stage against its naive counterpart (README, section Performance): writes
+# benchmarks/results.json and benchmarks/results.md; 10 min on 2 shared cores, more under heavy load. BENCH_ARGS=--threads 2 on a quiet machine.
+bench: install
+	$(PY) -m benchmarks.run $(BENCH_ARGS)
 
 # Prefect server on loopback only; its SQLite database is $(PREFECT_HOME)/prefect.db (inside the project).
 server: install

@@ -11,6 +11,7 @@ from pathlib import Path
 from varreason.io import ArtifactRef, read_json, write_atomic, write_json
 
 METHOD_ORDER = {"sft": 0, "rft": 1}
+_TOKEN_KINDS = ("generated", "scored", "trained")  # stats.json keys tokens_<kind>, written by the steps
 
 
 @dataclass(frozen=True)
@@ -42,10 +43,12 @@ def collect(stages: list[Stage]) -> dict:
         if s.stage == "train-set":
             sets.append({"method": s.method, "round": s.round,
                          **{k: st.get(k, 0) for k in ("n_selected", "n_fallback", "n_dropped", "frac_exact_traces")}})
-        tokens = sum(st.get(k, 0) for k in ("tokens_generated", "tokens_scored", "tokens_trained"))
+        kinds = {k: int(st.get(f"tokens_{k}", 0)) for k in _TOKEN_KINDS}
+        tokens = sum(kinds.values())
         wall = st.get("wall_s", 0.0) + st.get("sample_wall_s", 0.0)  # eval samples inside a nested step
         cost.append({"method": s.method, "round": s.round, "stage": s.stage, "wall_s": round(wall, 3),
-                     "tokens": tokens, "tokens_per_s": round(tokens / wall, 1) if wall else 0.0})
+                     "tokens": tokens, **{f"tokens_{k}": v for k, v in kinds.items()},
+                     "tokens_per_s": round(tokens / wall, 1) if wall else 0.0})
     results.sort(key=lambda r: (_sort_key(r["method"]), r["round"]))
     sets.sort(key=lambda r: (_sort_key(r["method"]), r["round"]))
     return {"results": results, "weights": weights, "train_sets": sets, "cost": cost}
@@ -83,14 +86,30 @@ def train_set_table(summary: dict) -> str:
 
 
 def cost_table(summary: dict) -> str:
-    by_stage: dict[str, list[float]] = {}
-    for c in summary["cost"]:
-        agg = by_stage.setdefault(c["stage"], [0.0, 0.0])
-        agg[0] += c["wall_s"]
-        agg[1] += c["tokens"]
-    lines = ["| stage | wall s | tokens | tokens/s |", "|---|---|---|---|"]
-    for stage, (wall, tok) in sorted(by_stage.items(), key=lambda kv: -kv[1][0]):
-        lines.append(f"| {stage} | {wall:.1f} | {int(tok)} | {tok / wall if wall else 0:.0f} |")
+    """Cost per stage (summed over methods and rounds), then per (method, round): wall seconds, tokens
+    generated / scored / trained and tokens per second."""
+
+    def rows(key) -> dict:
+        agg: dict = {}
+        for c in summary["cost"]:
+            a = agg.setdefault(key(c), {"wall_s": 0.0, **{k: 0 for k in _TOKEN_KINDS}})
+            a["wall_s"] += c["wall_s"]
+            for k in _TOKEN_KINDS:
+                a[k] += c[f"tokens_{k}"]
+        return agg
+
+    def line(label: str, a: dict) -> str:
+        tok = sum(a[k] for k in _TOKEN_KINDS)
+        return (f"| {label} | {a['wall_s']:.1f} | " + " | ".join(str(int(a[k])) for k in _TOKEN_KINDS)
+                + f" | {tok / a['wall_s'] if a['wall_s'] else 0:.0f} |")
+
+    cols = " | ".join(f"tokens {k}" for k in _TOKEN_KINDS)
+    lines = [f"| stage | wall s | {cols} | tokens/s |", "|---|---|---|---|---|---|"]
+    lines += [line(st, a) for st, a in sorted(rows(lambda c: c["stage"]).items(), key=lambda kv: -kv[1]["wall_s"])]
+    lines += ["", f"| method | round | wall s | {cols} | tokens/s |", "|---|---|---|---|---|---|---|"]
+    per_round = rows(lambda c: (c["method"], c["round"]))
+    lines += [line(f"{m} | {r}", a) for (m, r), a in sorted(per_round.items(), key=lambda kv: (_sort_key(kv[0][0]),
+                                                                                              kv[0][1]))]
     return "\n".join(lines)
 
 

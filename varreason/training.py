@@ -127,10 +127,12 @@ def _set_rng_state(rng: random.Random, st: dict) -> None:
 
 def train_sft(model, tokenizer, examples: list[Example], cfg: TrainConfig, steps: int, max_length: int,
               seed: int, objective: str = "weighted_sft", progress: bool = True, device: str = "cpu",
-              state_dir: Path | None = None) -> TrainResult:
+              state_dir: Path | None = None, batcher=length_grouped_batches) -> TrainResult:
     """Train ``model`` in place for ``steps`` optimizer steps. Examples with weight 0 are dropped up front
     (they would contribute nothing). With ``state_dir`` and ``cfg.checkpoint_every > 0`` the state is saved
-    every ``checkpoint_every`` steps and resumed from if present (the caller keys ``state_dir`` to the run)."""
+    every ``checkpoint_every`` steps and resumed from if present (the caller keys ``state_dir`` to the run).
+    ``batcher(lengths, batch_size, rng)`` yields one epoch of index batches; the benchmarks swap in random
+    batching to measure what length grouping saves."""
     data = [e for e in encode_examples(tokenizer, examples, max_length) if e[2] > 0]
     if not data:
         raise ValueError("no training examples with positive weight; check the training-set build step")
@@ -159,7 +161,7 @@ def train_sft(model, tokenizer, examples: list[Example], cfg: TrainConfig, steps
     bar = tqdm(range(start, steps), desc="train", unit="step", disable=None if progress else True, leave=False)
     for step in bar:
         if not queue:
-            queue = length_grouped_batches(lengths, cfg.batch_size, rng)
+            queue = batcher(lengths, cfg.batch_size, rng)
         batch = collate([data[i] for i in queue.pop()], tokenizer.pad_token_id)
         for g in opt.param_groups:
             g["lr"] = lr_at(step, steps, warmup, cfg.lr)

@@ -1,0 +1,63 @@
+"""Scoring: ``varreason.scoring.score`` (length-grouped batches, log-softmax over target positions only) vs the
+reference-style loop: one sequence per forward, fp32 log-softmax over every position and the full vocabulary,
+then a gather of the target tokens. Both score the same (prompt, gold response) pairs with the same model, and
+the benchmark checks they return the same log-probs before timing anything."""
+
+from __future__ import annotations
+
+import torch
+
+from benchmarks.common import Fixture, rate_row, timeit
+
+
+@torch.no_grad()
+def naive_score(model, contexts: list[list[int]], targets: list[list[int]]) -> list[list[float]]:
+    """Batch-1 reference loop: ``[1, L]`` forward, ``log_softmax`` of all ``[L, V]`` logits in fp32."""
+    model.eval()
+    out = []
+    for c, t in zip(contexts, targets):
+        ids = torch.tensor([c + t])
+        logp = torch.log_softmax(model(input_ids=ids).logits[0].float(), dim=-1)  # [L, V]
+        out.append(logp[len(c) - 1 : len(c) - 1 + len(t)].gather(-1, torch.tensor(t)[:, None])[:, 0].tolist())
+    return out
+
+
+def pairs(fx: Fixture, tok, n: int) -> tuple[list[list[int]], list[list[int]]]:
+    """(context, target) token ids of the first ``n`` seed questions: reasoner prompt -> gold trace + answer."""
+    from varreason.pipeline.data import seed_example
+
+    qs = [q for q in fx.questions(10**9) if q["gold_trace"]][:n]
+    enc = lambda s: tok.encode(s, add_special_tokens=False)  # noqa: E731
+    ex = [seed_example(fx.cfg.prompt, q, "reasoner") for q in qs]
+    return [enc(e["prompt"]) for e in ex], [enc(e["response"]) for e in ex]
+
+
+def bench_scoring(fx: Fixture, n: int = 500, repeats: int = 5) -> dict:
+    from varreason.scoring import score
+
+    model, tok = fx.model()
+    ctx, tgt = pairs(fx, tok, n)
+    ours = lambda: score(model, ctx, tgt, pad_id=tok.pad_token_id, progress=False)  # noqa: E731
+    naive = lambda: naive_score(model, ctx, tgt)  # noqa: E731
+    a, b = ours(), naive()
+    flat_a = torch.tensor([x for row in a for x in row])
+    flat_b = torch.tensor([x for row in b for x in row])
+    max_diff = float((flat_a - flat_b).abs().max())
+    agree = [len(x) for x in a] == [len(x) for x in b] and torch.allclose(flat_a, flat_b, atol=1e-4, rtol=1e-4)
+    if not agree:
+        raise AssertionError(f"batched and batch-1 scoring disagree (max |diff| {max_diff:.2e})")
+    # Info only: the same scorer with smaller batches (the flow uses the default 16384 padded tokens).
+    small = lambda: score(model, ctx, tgt, max_tokens_per_batch=2048, pad_id=tok.pad_token_id, progress=False)  # noqa: E731
+    t_ours, t_naive, t_small = [], [], []
+    for _ in range(repeats):  # interleaved, so load from other processes hits both sides alike
+        t_ours += timeit(ours, 1, warmup=0)[0]
+        t_naive += timeit(naive, 1, warmup=0)[0]
+        t_small += timeit(small, 1, warmup=0)[0]
+    tokens = sum(len(c) + len(t) for c, t in zip(ctx, tgt))
+    return rate_row("scoring tokens/s", [tokens / t for t in t_ours], [tokens / t for t in t_naive], 10, "tokens/s",
+                    ours_2048_tokens_per_batch=rate_row("", [tokens / t for t in t_small],
+                                                        [tokens / t for t in t_naive], 10, "tokens/s"),
+                    sequences=n,
+                    tokens_per_call=tokens, agree=agree, max_abs_diff=max_diff,
+                    naive_desc="batch-1 forward, full [L, V] fp32 log-softmax (reference style)",
+                    ours_desc="varreason.scoring.score, 16384 padded tokens per forward")
