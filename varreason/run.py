@@ -12,14 +12,19 @@ gradients. ``accelerate`` applies the config's distributed type (FSDP with bf16 
 in ``deploy/accelerate/fsdp.yaml``; DDP/gloo when started by ``torchrun`` on CPU). Rank 0 writes the full
 (gathered) checkpoint with ``save_pretrained`` and ``train_result.json``.
 
-Not here yet: mid-epoch resume under a launcher (the in-process trainer has it); sequence packing (batches are
-length-grouped instead).
+Resume: with ``train.checkpoint_every > 0`` the ranks save ``accelerate``'s state (model, optimizer, each
+rank's RNG; sharded as the FSDP config says) to ``<state_dir>/step-<n>/`` every ``checkpoint_every`` steps, and
+rank 0 then writes ``<state_dir>/latest.json`` (step, batch queue, batch-RNG state, running counters) through a
+temp file and rename. ``latest.json`` names a state only once every rank has finished writing it, so a kill at
+any moment leaves the previous complete state; a retried step (``pipeline.train`` keys ``state_dir`` to the
+artifact) resumes from it. Not here yet: sequence packing (batches are length-grouped instead).
 """
 
 from __future__ import annotations
 
 import json
 import random
+import shutil
 import sys
 import time
 from dataclasses import asdict
@@ -28,7 +33,8 @@ from pathlib import Path
 import torch
 
 from varreason.config import ModelConfig, TrainConfig
-from varreason.io import read_rows
+from varreason.faults import fault_point
+from varreason.io import read_rows, write_json
 from varreason.objectives import OBJECTIVES
 from varreason.training import Example, TrainResult, collate, encode_examples, length_grouped_batches, lr_at
 
@@ -60,7 +66,11 @@ def train_distributed(spec: dict) -> TrainResult | None:
     warmup, lengths = int(cfg.warmup_frac * steps), [len(ids) for ids, _, _ in data]
     queue: list[list[int]] = []
     tokens, last_loss, nll_sum, t0 = 0, float("nan"), 0.0, time.perf_counter()
-    for step in range(steps):
+    state_dir = Path(spec["state_dir"]) if spec.get("state_dir") and cfg.checkpoint_every else None
+    start = _resume(acc, state_dir, rng, steps, len(data))
+    if start:
+        queue, tokens, nll_sum, last_loss = start["queue"], start["tokens"], start["nll_sum"], start["last_loss"]
+    for step in range(start["step"] if start else 0, steps):
         if not queue:
             queue = length_grouped_batches(lengths, cfg.batch_size, rng)
         full = queue.pop()  # the global batch, identical on every rank
@@ -83,6 +93,11 @@ def train_distributed(spec: dict) -> TrainResult | None:
                             reduction="sum")
         last_loss, tokens = float(summed[0]), tokens + int(summed[1])
         nll_sum += stats["nll_per_token"]
+        done = step + 1
+        if state_dir is not None and done % cfg.checkpoint_every == 0 and done < steps:
+            _save(acc, state_dir, {"step": done, "steps": steps, "n_data": len(data), "queue": queue,
+                                   "tokens": tokens, "nll_sum": nll_sum, "last_loss": last_loss,
+                                   "rng": rng.getstate()})
     state = acc.get_state_dict(model)  # gathered full state dict (on the main process under FSDP)
     if acc.is_main_process:
         out = Path(spec["out"])
@@ -90,11 +105,42 @@ def train_distributed(spec: dict) -> TrainResult | None:
         net.load_state_dict({k: v.to(net.dtype) for k, v in state.items()}, strict=False)
         save_checkpoint(net, tok, out)
         result = TrainResult(steps=steps, tokens=tokens, seconds=time.perf_counter() - t0, final_loss=last_loss,
-                             mean_nll=nll_sum / steps)
+                             mean_nll=nll_sum / steps, resumed_from=start["step"] if start else 0)
         (out / "train_result.json").write_text(json.dumps({**asdict(result), "world": world}))
     acc.wait_for_everyone()
     acc.end_training()
     return result if acc.is_main_process else None
+
+
+def _save(acc, state_dir: Path, meta: dict) -> None:
+    """Every rank writes its part of ``step-<n>/``; then rank 0 points ``latest.json`` at it and drops older ones."""
+    target = state_dir / f"step-{meta['step']}"
+    acc.save_state(str(target))
+    acc.wait_for_everyone()  # latest.json must never name a state some rank is still writing
+    if acc.is_main_process:
+        write_json(state_dir / "latest.json", meta)
+        for old in state_dir.glob("step-*"):
+            if old != target:
+                shutil.rmtree(old, ignore_errors=True)
+    acc.wait_for_everyone()
+    fault_point("launcher-state-saved")
+
+
+def _resume(acc, state_dir: Path | None, rng: random.Random, steps: int, n_data: int) -> dict | None:
+    """Load the state ``latest.json`` names (model, optimizer, RNGs) and return its metadata, or None."""
+    latest = None if state_dir is None else state_dir / "latest.json"
+    if latest is None or not latest.exists():
+        return None
+    meta = json.loads(latest.read_text())
+    if meta["steps"] != steps or meta["n_data"] != n_data:
+        raise RuntimeError(f"{state_dir} holds the state of another run ({meta['steps']} steps, "
+                           f"{meta['n_data']} examples); delete it to start afresh")
+    acc.load_state(str(state_dir / f"step-{meta['step']}"))
+    version, internal, gauss = meta["rng"]
+    rng.setstate((version, tuple(internal), gauss))
+    if acc.is_main_process:
+        print(f"resuming training from step {meta['step']} of {steps} ({state_dir})", file=sys.stderr, flush=True)
+    return meta
 
 
 def launch_command(launcher, spec_path: str | Path) -> list[str]:

@@ -66,3 +66,38 @@ def test_launch_commands():
                                              "varreason.run", "train", "s.json"]
     tr = LauncherConfig(kind="torchrun", num_processes=2)
     assert launch_command(tr, "s.json")[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
+
+
+@pytest.mark.slow
+def test_killed_launcher_training_resumes_from_its_state(tmp_path, one_thread, monkeypatch):
+    """Both ranks SIGKILL themselves right after the first saved state (a fault point); the retried step resumes
+    from it and ends with the same weights, byte for byte, as an uninterrupted 2-rank run."""
+    import subprocess
+
+    over = {"train.batch_size": 8, "train.checkpoint_every": 2,
+            "train.launcher": {"kind": "torchrun", "num_processes": 2, "gradient_checkpointing": False}}
+    cfg = load_config(ROOT / "params.yaml", "smoke", over)
+    tok = build_char_tokenizer(list("0123456789+-"), cfg.prompt)
+    rows = [{"prompt": f"<|im_start|>{a}-{b}<|im_end|><|begin_of_thought|>", "response": f"{a - b}", "weight": 1.0}
+            for a in range(1, 9) for b in range(1, 4)]
+    monkeypatch.setenv("OMP_NUM_THREADS", "1")
+
+    def run(root):
+        init = produce(root, "backbone", {"t": 1}, lambda out: save_checkpoint(build_tiny_model(cfg.model, tok, 0),
+                                                                               tok, out))
+        sets = [produce(root, "reasoner-set", {"t": 1}, lambda out: write_rows(out / "examples.parquet", rows))]
+        return train_model(cfg.train, cfg.model, init, sets, 6, 5, "pi-test", str(root))
+
+    plain = run(tmp_path / "plain")
+    monkeypatch.setenv("VARREASON_FAULT", "launcher-state-saved:1")
+    with pytest.raises(subprocess.CalledProcessError):
+        run(tmp_path / "killed")
+    works = list((tmp_path / "killed" / "checkpoint").glob(".work-*/latest.json"))
+    assert len(works) == 1 and read_json(works[0])["step"] == 2
+    monkeypatch.delenv("VARREASON_FAULT")
+    resumed = run(tmp_path / "killed")
+    stats = read_json(resumed.verify() / "stats.json")
+    assert stats["resumed_from"] == 2 and stats["steps"] == 6
+    assert (plain.verify() / "model.safetensors").read_bytes() == (resumed.verify() / "model.safetensors").read_bytes()
+    assert stats["tokens"] == read_json(plain.verify() / "stats.json")["tokens"]
+    assert not list((tmp_path / "killed" / "checkpoint").glob(".work-*"))

@@ -30,7 +30,7 @@ def train_model(train: TrainConfig, model: ModelConfig, init: ArtifactRef, sets:
 
     def build(out: Path) -> None:
         if train.launcher is not None and train.launcher.num_processes > 1:
-            _launch(train, model, init, sets, steps, seed, out, name)
+            _launch(train, model, init, sets, steps, seed, out, name, state_dir)
             return
         net, tok = load_model(init, model)
         examples = [Example(r["prompt"], r["response"], float(r["weight"])) for s in sets
@@ -48,7 +48,7 @@ def train_model(train: TrainConfig, model: ModelConfig, init: ArtifactRef, sets:
 
 
 def _launch(train: TrainConfig, model: ModelConfig, init: ArtifactRef, sets: list[ArtifactRef], steps: int, seed: int,
-            out: Path, name: str) -> None:
+            out: Path, name: str, state_dir: Path) -> None:
     """Train under ``train.launcher`` in a subprocess (``varreason.run``); its ranks write ``out``."""
     import json
     import subprocess
@@ -56,7 +56,8 @@ def _launch(train: TrainConfig, model: ModelConfig, init: ArtifactRef, sets: lis
     from varreason.run import launch_command
 
     spec = {"train": train.model_dump(), "model": model.model_dump(), "init": str(init.verify()),
-            "sets": [str(s.verify() / "examples.parquet") for s in sets], "steps": steps, "seed": seed, "out": str(out)}
+            "sets": [str(s.verify() / "examples.parquet") for s in sets], "steps": steps, "seed": seed, "out": str(out),
+            "state_dir": str(state_dir)}
     spec_path = out.parent / f".spec-{out.name}.json"
     spec_path.write_text(json.dumps(spec))
     with timed(out, name=name) as st:
