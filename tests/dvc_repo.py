@@ -49,7 +49,13 @@ def env() -> dict:
 
 
 def run_py(repo: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, *args], cwd=repo, env=env(), check=True, capture_output=True, text=True)
+    """``python ARGS`` in ``repo`` (its own Prefect home; the ephemeral server may start slowly on a busy box)."""
+    e = {**env(), "PREFECT_HOME": str(repo / ".prefect"), "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "180"}
+    e.pop("PREFECT_LOCAL_STORAGE_PATH", None)
+    res = subprocess.run([sys.executable, *args], cwd=repo, env=e, capture_output=True, text=True)
+    if res.returncode != 0:
+        raise AssertionError(f"python {' '.join(args)} failed:\n{res.stdout[-3000:]}\n{res.stderr[-3000:]}")
+    return res
 
 
 def dvc_exe() -> str:
