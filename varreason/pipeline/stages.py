@@ -120,7 +120,7 @@ def registry(cfg: ExperimentConfig) -> list[StageSpec]:
         add(f"rft-eval@{k}", "eval", "rft", r, "eval", {"model": f"rft-train@{k}", "task": "task"}, ev)
         pi = f"rft-train@{k}"
     S.append(StageSpec("report", "report", "report", 0, f"{DVC_DIR}/{p}-report",
-                       {s.name: s.name for s in S}, ("eval.pass_k",)))
+                       {s.name: s.name for s in S}, ("eval.pass_k", "em.rounds", "objective.estimators")))
     return S
 
 
