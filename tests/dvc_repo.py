@@ -45,6 +45,7 @@ def env() -> dict:
     e = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
          "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     e.pop("PYTHONPATH", None)
+    e["VR_DVC"] = dvc_exe()  # the copy has no .venv-dvc of its own: the flow's versioning task uses this one
     return e
 
 
