@@ -14,6 +14,7 @@ from tasks.evaluation import evaluate, publish_results
 from tasks.preflight import preflight
 from tasks.sampling import rollout_answers, sample_responses, sample_traces
 from tasks.training import train_model
+from tasks.versioning import version_run
 from tasks.weighting import (build_posterior_set, build_reasoner_set, build_rft_set, score_traces,
                              weigh_traces)
 from varreason.config import load_config
@@ -78,7 +79,9 @@ def vr_em(profile: str | None = None, params_path: str = "params.yaml", override
                    Stage("rft", r, "train", pi),
                    Stage("rft", r, "eval", evaluate(c.eval, c.sampling, c.model, c.prompt, pi, task, c.seed,
                                                     f"rft-r{r}", root))]
-    return publish_results(c, stages)
+    summary = publish_results(c, stages)
+    version_run(c, params_path, overrides, summary["git_commit"])  # dvc.lock + push; a no-op off the DVC profile
+    return summary
 
 
 if __name__ == "__main__":
