@@ -157,3 +157,19 @@ def test_s3_round_trip_without_leaking_credentials(repo, tmp_path, monkeypatch):
             if f.is_file() and ".git/objects" not in str(f) and f.stat().st_size < 50_000_000:
                 blob = f.read_bytes()
                 assert key_id.encode() not in blob and secret.encode() not in blob, f
+
+
+def test_every_tracked_param_is_written_in_params_yaml():
+    """DVC reads params from the file, not from the config defaults: a key a stage lists must be spelled out in
+    the tracked profile, or `dvc repro` stops with "Parameters ... are missing"."""
+    doc = yaml.safe_load((ROOT / "params.yaml").read_text())["profiles"]["tiny"]
+    missing = set()
+    for spec in _registry_tiny():
+        for key in spec.params:
+            node = doc
+            for part in key.split("."):
+                if not isinstance(node, dict) or part not in node:
+                    missing.add(key)
+                    break
+                node = node[part]
+    assert not missing, f"add these keys to profiles.tiny in params.yaml: {sorted(missing)}"
