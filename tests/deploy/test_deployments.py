@@ -72,7 +72,7 @@ def test_tiny_completes_and_publishes_run_history(stack, runs, tiny_run):
     assert "| em-acc | 1 |" in report
     assert "data:image/png;base64," in report              # the accuracy plot, inlined
     assert "| ESS | max weight share |" in report         # weight diagnostics
-    assert "| stage | wall s | tokens | tokens/s |" in report  # per-stage cost
+    assert "| stage | wall s | tokens generated | tokens scored | tokens trained | tokens/s |" in report  # per-stage cost
 
     info = arts["vr-em-smoke-run-info"].data
     assert "| profile | smoke |" in info
