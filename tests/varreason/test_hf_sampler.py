@@ -4,15 +4,12 @@ import math
 
 import pytest
 import torch
+from sampler_helpers import PROMPT, QUESTIONS, forward_logprobs, peaked_model, prompts
 
 from varreason.backends.base import SamplingParams
 from varreason.backends.hf import HFSampler, nucleus_mask
-from varreason.config import ModelConfig, PromptConfig
-from varreason.modeling import build_char_tokenizer, build_tiny_model
-
-PROMPT = PromptConfig(reasoner="<|im_start|>{question}<|im_end|><|begin_of_thought|>",
-                      posterior="<|im_start|>{question}={hint}<|im_end|><|begin_of_thought|>")
-QUESTIONS = ["1+2", "12-3+45", "7", "9-8"]  # different lengths: left padding is exercised
+from varreason.config import ModelConfig
+from varreason.modeling import build_char_tokenizer
 
 
 @pytest.fixture(scope="module", autouse=True)
@@ -27,30 +24,8 @@ def tok():
 
 @pytest.fixture(scope="module")
 def model(tok, _one_thread):
-    cfg = ModelConfig(kind="tiny", hidden_size=32, intermediate_size=64, num_layers=1, num_heads=1, num_kv_heads=1,
-                      head_dim=32, max_length=64)
-    m = build_tiny_model(cfg, tok, seed=0)
-    # Re-draw the matrices with std 0.3 (the default 0.02 gives near-uniform next-token distributions, under which
-    # a wrong position or a leaking pad would barely move the log-probs and greedy decoding would be fragile).
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():
-        for p in m.parameters():
-            if p.dim() >= 2:
-                p.normal_(0.0, 0.3, generator=g)
-    return m.eval()
-
-
-def prompts():
-    return [PROMPT.reasoner.replace("{question}", q) for q in QUESTIONS]
-
-
-def forward_logprobs(model, tok, prompt, token_ids, temperature=1.0):
-    """Log-softmax of one direct, unpadded, uncached forward over prompt + completion, at the completion tokens."""
-    p = tok.encode(prompt, add_special_tokens=False)
-    with torch.no_grad():
-        logits = model(torch.tensor([p + token_ids])).logits[0].float()
-    lp = torch.log_softmax(logits / temperature, -1)
-    return [lp[len(p) - 1 + j, t].item() for j, t in enumerate(token_ids)]
+    return peaked_model(ModelConfig(kind="tiny", hidden_size=32, intermediate_size=64, num_layers=1, num_heads=1,
+                                    num_kv_heads=1, head_dim=32, max_length=64), tok)
 
 
 def test_same_seeds_same_samples_whatever_the_batch(model, tok):

@@ -10,18 +10,16 @@ import math
 
 import pytest
 import torch
+from sampler_helpers import PROMPT, QUESTIONS, forward_logprobs, peaked_model, prompts
 
 from varreason.backends import build_sampler
 from varreason.backends.base import SamplingParams
 from varreason.backends.hf import HFSampler
-from varreason.config import ModelConfig, PromptConfig
+from varreason.config import ModelConfig
 from varreason.modeling import build_char_tokenizer, build_tiny_model, save_checkpoint
 
 pytestmark = pytest.mark.vllm
 
-PROMPT = PromptConfig(reasoner="<|im_start|>{question}<|im_end|><|begin_of_thought|>",
-                      posterior="<|im_start|>{question}={hint}<|im_end|><|begin_of_thought|>")
-QUESTIONS = ["1+2", "12-3+45", "7", "9-8"]
 CFG = ModelConfig(kind="tiny", hidden_size=64, intermediate_size=128, num_layers=2, num_heads=2, num_kv_heads=1,
                   head_dim=32, max_length=64)
 # fp32 on both sides, but different kernels (vLLM's CPU paged attention vs eager torch) sum in other orders:
@@ -37,13 +35,7 @@ def tok():
 
 @pytest.fixture(scope="module")
 def model(tok):
-    m = build_tiny_model(CFG, tok, seed=0)
-    g = torch.Generator().manual_seed(0)
-    with torch.no_grad():  # std 0.3: peaked next-token distributions (see test_hf_sampler.py)
-        for p in m.parameters():
-            if p.dim() >= 2:
-                p.normal_(0.0, 0.3, generator=g)
-    return m.eval()
+    return peaked_model(CFG, tok)
 
 
 @pytest.fixture(scope="module")
@@ -59,18 +51,6 @@ def vllm_sampler(ckpt):
                       gpu_memory_utilization=0.2)
     yield s
     s.close()
-
-
-def prompts():
-    return [PROMPT.reasoner.replace("{question}", q) for q in QUESTIONS]
-
-
-def forward_logprobs(model, tok, prompt, token_ids, temperature=1.0):
-    p = tok.encode(prompt, add_special_tokens=False)
-    with torch.no_grad():
-        logits = model(torch.tensor([p + token_ids])).logits[0].float()
-    lp = torch.log_softmax(logits / temperature, -1)
-    return [lp[len(p) - 1 + j, t].item() for j, t in enumerate(token_ids)]
 
 
 def ids(r):
