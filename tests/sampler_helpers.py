@@ -12,12 +12,12 @@ PROMPT = PromptConfig(reasoner="<|im_start|>{question}<|im_end|><|begin_of_thoug
 QUESTIONS = ["1+2", "12-3+45", "7", "9-8"]  # different lengths: left padding is exercised
 
 
-def peaked_model(cfg: ModelConfig, tok):
+def peaked_model(cfg: ModelConfig, tok, seed: int = 0):
     """A tiny model whose matrices are re-drawn with std 0.3: the default 0.02 gives near-uniform next-token
     distributions, under which a wrong position or a leaking pad would barely move the log-probs and greedy
     decoding would be fragile."""
-    m = build_tiny_model(cfg, tok, seed=0)
-    g = torch.Generator().manual_seed(0)
+    m = build_tiny_model(cfg, tok, seed=seed)
+    g = torch.Generator().manual_seed(seed)
     with torch.no_grad():
         for p in m.parameters():
             if p.dim() >= 2:

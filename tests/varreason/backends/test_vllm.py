@@ -16,7 +16,7 @@ from varreason.backends import build_sampler
 from varreason.backends.base import SamplingParams
 from varreason.backends.hf import HFSampler
 from varreason.config import ModelConfig
-from varreason.modeling import build_char_tokenizer, build_tiny_model, save_checkpoint
+from varreason.modeling import build_char_tokenizer, save_checkpoint
 
 pytestmark = pytest.mark.vllm
 
@@ -132,18 +132,13 @@ def test_multi_token_stop_string_is_cut(vllm_sampler, tok):
 
 
 def test_sync_weights_loads_another_checkpoint(vllm_sampler, ckpt, model, tok, tmp_path):
-    other = build_tiny_model(CFG, tok, seed=1)
-    g = torch.Generator().manual_seed(1)
-    with torch.no_grad():
-        for p in other.parameters():
-            if p.dim() >= 2:
-                p.normal_(0.0, 0.3, generator=g)
+    other = peaked_model(CFG, tok, seed=1)  # already in eval mode
     save_checkpoint(other, tok, tmp_path)
     params = SamplingParams(n=1, temperature=1.0, top_p=1e-6, max_new_tokens=8)
     try:
         vllm_sampler.sync_weights(str(tmp_path))
         got = vllm_sampler.generate(prompts(), params, [0] * 4)
-        want = HFSampler(other.eval(), tok, progress=False).generate(prompts(), params, [0] * 4)
+        want = HFSampler(other, tok, progress=False).generate(prompts(), params, [0] * 4)
         assert ids(got) == ids(want)
     finally:
         vllm_sampler.sync_weights(str(ckpt))
