@@ -10,6 +10,8 @@ export PREFECT_LOCAL_STORAGE_PATH ?= $(CURDIR)/.prefect/storage
 export HF_HUB_OFFLINE := 1
 export HF_DATASETS_OFFLINE := 1
 export TOKENIZERS_PARALLELISM := false
+# The ephemeral server's 20 s default start-up limit is too short on 2 busy cores (seen: demo failed at load 3.5).
+export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 
 # Only server/worker/deploy talk to this server; demo and test keep Prefect's ephemeral server.
 PREFECT_PORT ?= 4200
