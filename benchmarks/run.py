@@ -120,6 +120,9 @@ def markdown(res: dict) -> str:
                      f"{x['warm_s']['median']:.1f} s [{x['warm_s']['min']:.1f}–{x['warm_s']['max']:.1f}] | "
                      f"cold {x['cold_s']:.1f} s | {pct(x['fraction'])} | {x['target']} | {yes(x['met'])} | "
                      f"{x['warm_s']['n']} |")
+        lines.append(f"| cache: CLI re-run (`python -m flows.vr_em`, info: + interpreter, imports, Prefect server "
+                     f"start) | {x['cli_rerun_s']:.1f} s | cold {x['cold_s']:.1f} s + import {x['import_s']:.1f} s | "
+                     f"{pct(x['cli_fraction'])} | info | — | 1 |")
     if "scaling" in r:
         x = r["scaling"]
         lines.append(f"| scaling: round s vs N·K | {1000 * x['fit']['slope']:.1f} ms/trace + "
