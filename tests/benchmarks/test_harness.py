@@ -139,3 +139,16 @@ def test_markdown_has_every_row(fx, tmp_path):
     md = run.markdown(res)
     assert "scoring tokens/s" in md and "training FLOP/s" in md and "vllm" in md.lower()
     json.dumps(res, default=str)  # serialisable
+
+
+def test_markdown_cache_rows_from_hand_made_result():
+    sp = lambda v: {"median": v, "min": v, "max": v, "iqr": 0.0, "n": 2, "values": [v, v]}  # noqa: E731
+    cache = {"metric": "cache: re-run / cold run wall time (in-process)", "profile": "smoke",
+             "overrides": ["em.rounds=1"], "cold_s": 100.0, "warm_s": sp(2.0), "import_s": 10.0,
+             "fraction": 0.02, "fraction_spread": sp(0.02), "target": "<= 5%", "met": True,
+             "cli_rerun_s": 22.0, "cli_fraction": 0.2}
+    res = {"machine": {"date": "d", "cpu": "c", "cores": 2, "torch": "t", "torch_threads": 1, "python": "p"},
+           "quick": False, "results": {"cache": cache}, "bench_wall_s": {"total": 60.0}, "command": "make bench"}
+    md = run.markdown(res)
+    assert "| 2.0 s [2.0–2.0] | cold 100.0 s | 2.0% | <= 5% | yes | 2 |" in md
+    assert "| 22.0 s | cold 100.0 s + import 10.0 s | 20.0% | info |" in md  # 22 / (100 + 10)
