@@ -21,8 +21,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
-class ConfigError(ValueError):
+class UserError(ValueError):
+    """Bad input from the user, not a bug: the CLI prints its one-line message as ``error: ...`` and exits 2
+    (no traceback). Subclasses say where the input came from."""
+
+
+class ConfigError(UserError):
     """A user error in params.yaml or an override; its message is one line that says how to fix it."""
+
+
+class DataError(UserError):
+    """A malformed dataset file or row; the message names the file, the line (or row) and the field, and the fix."""
 
 
 class _Frozen(BaseModel):
@@ -53,6 +62,12 @@ class DataConfig(_Frozen):
                 raise ValueError("task 'arithmetic' evaluates on its held-out split: n_heldout must be >= 1")
             if any(level < 1 for level in self.levels):
                 raise ValueError("levels must be positive operation counts, e.g. [2, 3, 4]")
+            # Questions are distinct across splits; ask for more than exist and the generator could never finish.
+            distinct = sum(self.max_operand ** (lv + 1) * len(set(self.ops)) ** lv for lv in set(self.levels))
+            if self.n_train + self.n_heldout > distinct:
+                raise ValueError(f"n_train + n_heldout = {self.n_train + self.n_heldout} but levels={self.levels}, "
+                                 f"max_operand={self.max_operand}, ops={self.ops!r} give only {distinct} distinct "
+                                 "questions; raise max_operand, add levels or lower n_train/n_heldout")
         elif not self.dataset:
             raise ValueError("task 'bespoke' needs dataset (a hub id or a local path)")
         return self
