@@ -147,6 +147,25 @@ def test_cli_keeps_the_traceback_of_a_genuine_bug(monkeypatch):
         cli.main(["--profile", "tiny"])
 
 
+def test_good_input_passes_the_checks_and_a_user_error_from_the_flow_is_one_line(tmp_path, monkeypatch, capsys):
+    """Valid Bespoke rows get through every pre-check to the flow call; a UserError the flow raises (a task
+    meeting bad data) is printed as one error line with exit 2, like the pre-checks' errors."""
+    import flows.cli as cli
+    import flows.vr_em as flow
+
+    calls = []
+    monkeypatch.setattr(flow, "vr_em", lambda **kw: calls.append(kw) or {})
+    argv = [*BESPOKE, "--set", "data.dataset=" + _jsonl(tmp_path, [GOOD, {**GOOD, "think_content": ""}])]
+    assert cli.main(argv) == 0 and calls[0]["overrides"]["data.task"] == "bespoke"
+
+    def bad_flow(**kw):
+        raise DataError("rows.jsonl:3: field 'x' is empty;\nfill it in")
+
+    monkeypatch.setattr(flow, "vr_em", bad_flow)
+    assert cli.main(argv) == 2
+    assert capsys.readouterr().err == "error: rows.jsonl:3: field 'x' is empty; fill it in\n"
+
+
 def test_error_family():
     from varreason.preflight import PreflightError
 
