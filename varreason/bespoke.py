@@ -31,7 +31,8 @@ FIELDS = ("question_content", "think_content", "solution_content")
 SCHEMA = "the Bespoke-Stratos-17k-Reformatted schema (question_content, think_content, solution_content)"
 
 
-def _read_jsonl(path: Path) -> list[tuple[str, dict]]:
+def read_jsonl(path: Path) -> list[tuple[str, object]]:
+    """``(file:line, value)`` per non-blank line; a line that is not UTF-8 or not JSON raises ``DataError``."""
     out = []
     for n, line in enumerate(path.read_bytes().split(b"\n"), 1):
         if not line.strip():
@@ -56,7 +57,7 @@ def _read_file(path: Path) -> list[tuple[str, dict]]:
 
         return [(f"{path} row {i}", r) for i, r in enumerate(pq.read_table(path).to_pylist())]
     if path.suffix == ".jsonl":
-        return _read_jsonl(path)
+        return read_jsonl(path)
     if path.suffix == ".json":
         try:
             doc = json.loads(path.read_text(encoding="utf-8"))

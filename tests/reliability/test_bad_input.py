@@ -256,6 +256,34 @@ def test_impossible_arith_request_is_a_config_error():
         arith.generate(n_train=4, n_heldout=1, n_seed_traces=1, levels=[1], max_operand=2, seed=0, ops="+")
 
 
+BENCH = {"id": "b1", "problem": "What is $1+1$?", "answer": "2"}
+BENCH_CASES = [
+    ("bench-missing-answer", [{k: v for k, v in BENCH.items() if k != "answer"}], ":1: field 'answer' is missing"),
+    ("bench-empty-problem", [BENCH, {**BENCH, "id": "b2", "problem": " "}], ":2: field 'problem' is missing or empty"),
+    ("bench-duplicate-id", [BENCH, BENCH], ":2: duplicate id 'b1' (first at"),
+    ("bench-non-utf8", [BENCH, b'{"id": "b2", "problem": "\xe9"}\n'], ":2: not UTF-8"),
+    ("bench-empty", [b" \n"], ": no rows; restore the file"),
+]
+
+
+@pytest.mark.parametrize("rows,needle", [c[1:] for c in BENCH_CASES], ids=[c[0] for c in BENCH_CASES])
+def test_bad_benchmark_rows_raise_data_error(tmp_path, rows, needle):
+    from varreason.eval.run import check_benchmark
+
+    with pytest.raises(DataError) as err:
+        check_benchmark(_jsonl(tmp_path, rows, "bench.jsonl"))
+    assert needle in str(err.value) and "bench.jsonl" in str(err.value), str(err.value)
+
+
+def test_shipped_benchmarks_pass_the_check():
+    from varreason.eval.run import DATA_DIR, MATH_TASKS, check_benchmark
+
+    counts = {t: check_benchmark(DATA_DIR / f"{t.removeprefix('vr_')}.jsonl") for t in MATH_TASKS}
+    assert counts == {"vr_math500": 500, "vr_aime24": 30, "vr_aime25": 30, "vr_amc23": 40}
+    with pytest.raises(DataError, match="benchmark file not found"):
+        check_benchmark(DATA_DIR / "missing.jsonl")
+
+
 # ------------------------------------------------------------------------------------- (c) model outputs
 def test_no_end_of_thought_parses_to_none():
     prompt = load_config(PARAMS, "tiny").prompt
