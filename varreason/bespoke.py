@@ -104,7 +104,8 @@ def load_rows(dataset: str) -> list[dict]:
     else:
         import datasets
 
-        located = [(f"{dataset} row {i}", r) for i, r in enumerate(datasets.load_dataset(dataset, split="train").to_list())]
+        hub = datasets.load_dataset(dataset, split="train").to_list()
+        located = [(f"{dataset} row {i}", r) for i, r in enumerate(hub)]
     if not located:
         raise DataError(f"data.dataset {dataset!r} holds no rows; point it at a non-empty file")
     first_of: dict[object, str] = {}

@@ -4,8 +4,9 @@
 (finite weight, shared length below the cutoff); with no candidate fall back to the question's gold trace if it
 has one, else drop the question (both counted: ``n_fallback``, ``n_dropped``). That covers a question whose every
 trace has weight 0 (no end-of-thought, NaN/-inf log-probs, no correct answer: see ``weights``) and one whose
-traces are all over-long (``shared_len >= trace_cutoff``, counted per trace as ``n_over_cutoff``). ``weighted`` keeps every candidate with loss weight rho~_k, so each
-question still carries total weight 1 (the IWAE gradient itself rather than its top-1 approximation).
+traces are all over-long (``shared_len >= trace_cutoff``, counted per trace as ``n_over_cutoff``).
+``weighted`` keeps every candidate with loss weight rho~_k, so each question still carries total weight 1 (the
+IWAE gradient itself rather than its top-1 approximation).
 Candidates are rows of :class:`ScoredTrace`; choices are picked by name through ``SELECTIONS``.
 """
 

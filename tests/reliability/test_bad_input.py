@@ -74,16 +74,20 @@ CLI_CASES = [
     ("rounds-zero", lambda t: ["--set", "em.rounds=0"], ["em.rounds", "greater than or equal to 1"]),
     ("rounds-not-int", lambda t: ["--set", "em.rounds=two"], ["em.rounds: must be a valid integer", "(got 'two')"]),
     ("temperature-type", lambda t: ["--set", "sampling.temperature=hot"], ["sampling.temperature", "valid number"]),
-    ("temperature-negative", lambda t: ["--set", "sampling.temperature=-1"], ["sampling.temperature", "greater than 0"]),
+    ("temperature-negative", lambda t: ["--set", "sampling.temperature=-1"],
+     ["sampling.temperature", "greater than 0"]),
     ("max-length-too-small", lambda t: ["--set", "model.max_length=8"], ["model.max_length", "greater than or equal"]),
     ("unknown-key", lambda t: ["--set", "train.lrr=0.1"], ["train.lrr", "unknown key; remove it"]),
     ("unknown-section", lambda t: ["--set", "nosuch.key=1"], ["'nosuch' is not a section"]),
     ("set-without-value", lambda t: ["--set", "em.rounds"], ["--set 'em.rounds'", "expected key=value"]),
     ("bad-literal", lambda t: ["--set", "objective.selection=best"], ["objective.selection", "allowed:", "'top1'"]),
     ("bad-estimator", lambda t: ["--set", "objective.estimators=[elbo]"], ["objective.estimators", "allowed:"]),
-    ("seed-gt-train", lambda t: ["--set", "data.n_seed_traces=5000"], ["data: n_seed_traces (5000) must be <= n_train (1500)", "lower data.n_seed_traces"]),
-    ("pass-k-gt-n", lambda t: ["--set", "eval.pass_k=[64]"], ["eval: pass_k values must be <= n_samples (4)", "lower eval.pass_k"]),
-    ("tempered-needs-top-p-1", lambda t: ["--set", "objective.proposal_density=tempered", "--set", "sampling.top_p=0.9"],
+    ("seed-gt-train", lambda t: ["--set", "data.n_seed_traces=5000"],
+     ["data: n_seed_traces (5000) must be <= n_train (1500)", "lower data.n_seed_traces"]),
+    ("pass-k-gt-n", lambda t: ["--set", "eval.pass_k=[64]"],
+     ["eval: pass_k values must be <= n_samples (4)", "lower eval.pass_k"]),
+    ("tempered-needs-top-p-1",
+     lambda t: ["--set", "objective.proposal_density=tempered", "--set", "sampling.top_p=0.9"],
      ["profile 'tiny': objective.proposal_density 'tempered'", "set top_p to 1.0"]),
     ("too-few-distinct-questions", lambda t: ["--set", "data.max_operand=2", "--set", "data.levels=[1]"],
      ["give only 8 distinct questions", "raise data.max_operand"]),
@@ -106,7 +110,8 @@ CLI_CASES = [
      ["extends itself", "break the cycle"]),
     ("missing-dataset-path", lambda t: [*BESPOKE, "--set", f"data.dataset={t / 'nope' / 'train.jsonl'}"],
      ["data.dataset", "does not exist", "fix the path"]),
-    ("dataset-non-utf8", lambda t: [*BESPOKE, "--set", "data.dataset=" + _jsonl(t, [GOOD, b'{"question_content": "caf\xe9"}\n'])],
+    ("dataset-non-utf8",
+     lambda t: [*BESPOKE, "--set", "data.dataset=" + _jsonl(t, [GOOD, b'{"question_content": "caf\xe9"}\n'])],
      ["train.jsonl:2: not UTF-8", "re-encode"]),
     ("dataset-missing-answer", lambda t: [*BESPOKE, "--set", "data.dataset=" + _jsonl(
         t, [{k: v for k, v in GOOD.items() if k != "solution_content"}])],
@@ -150,18 +155,21 @@ def test_cli_keeps_the_traceback_of_a_genuine_bug(monkeypatch):
 def test_good_input_passes_the_checks_and_a_user_error_from_the_flow_is_one_line(tmp_path, monkeypatch, capsys):
     """Valid Bespoke rows get through every pre-check to the flow call; a UserError the flow raises (a task
     meeting bad data) is printed as one error line with exit 2, like the pre-checks' errors."""
-    import flows.cli as cli
-    import flows.vr_em as flow
+    import types
 
+    import flows.cli as cli
+
+    flow = types.ModuleType("flows.vr_em")  # stands in for the flow module: importing Prefect costs ~10 s here
+    monkeypatch.setitem(sys.modules, "flows.vr_em", flow)
     calls = []
-    monkeypatch.setattr(flow, "vr_em", lambda **kw: calls.append(kw) or {})
+    flow.vr_em = lambda **kw: calls.append(kw) or {}
     argv = [*BESPOKE, "--set", "data.dataset=" + _jsonl(tmp_path, [GOOD, {**GOOD, "think_content": ""}])]
     assert cli.main(argv) == 0 and calls[0]["overrides"]["data.task"] == "bespoke"
 
     def bad_flow(**kw):
         raise DataError("rows.jsonl:3: field 'x' is empty;\nfill it in")
 
-    monkeypatch.setattr(flow, "vr_em", bad_flow)
+    flow.vr_em = bad_flow
     assert cli.main(argv) == 2
     assert capsys.readouterr().err == "error: rows.jsonl:3: field 'x' is empty; fill it in\n"
 
@@ -404,3 +412,45 @@ def test_acc_question_with_every_answer_wrong_is_dead(tmp_path):
                        _art(root, "answers", "answers.parquet", answers), root)
     st = stats(ref)
     assert st["n_dead_questions"] == 1 and st["frac_zero_acc"] == 0.75 and st["n_zero_weight"] == 3
+
+
+class _ScriptedSampler:
+    """Stands in for a backend: returns the given texts (finish "stop" unless the text ends with "..."),
+    so the sampling steps see exactly the malformed outputs under test."""
+
+    def __init__(self, texts):
+        self.texts = texts
+
+    def generate(self, prompts, params, seeds):
+        from varreason.backends.base import Completion, Rollouts
+
+        def comp(t):
+            finish = "length" if t.endswith("...") else "stop"
+            return Completion(t, [1] * len(t), [-1.0] * len(t), [-1.0] * len(t), finish)
+
+        return Rollouts([[comp(self.texts[(i * params.n + j) % len(self.texts)]) for j in range(params.n)]
+                         for i in range(len(prompts))], n_generated=1)
+
+
+def test_sampling_steps_count_unfinished_empty_and_unparsed_outputs(tmp_path, monkeypatch):
+    from varreason.pipeline import sample
+    from varreason.pipeline.common import rows as read
+    from varreason.pipeline.common import stats
+
+    root, cfg = str(tmp_path), load_config(PARAMS, "tiny", {"sampling.traces_per_question": 4})
+    task = _art(root, "task", "questions.parquet", [{"id": f"q{i}", "question": "1+2", "answer": "3", "level": 1,
+                                                    "split": "train", "gold_trace": None} for i in range(2)])
+    ckpt = _art(root, "ckpt", "x.parquet", [{"a": 1}])
+    eot, bos, eos = cfg.prompt.end_of_thought, cfg.prompt.begin_of_solution, cfg.prompt.end_of_solution
+    monkeypatch.setattr(sample, "make_sampler", lambda *a: _ScriptedSampler(["3", "", "1+2 is...", "3"]))
+    tr = sample.sample_traces(cfg.sampling, cfg.model, cfg.prompt, ckpt, task, 0, 1, root, progress=False)
+    st = stats(tr)
+    assert (st["n_traces"], st["n_unfinished"], st["n_empty"]) == (8, 2, 2)
+    assert [r["finished"] for r in read(tr, "traces.parquet")][:4] == [True, True, False, True]
+    texts = [f"3{eot}{bos}\\boxed{{3}}", "no marker at all", f"3{eot}no solution block", f"3{eot}{bos}\\boxed{{4}}"]
+    monkeypatch.setattr(sample, "make_sampler", lambda *a: _ScriptedSampler(texts))
+    resp = sample.sample_responses(cfg.sampling, cfg.model, cfg.prompt, ckpt, task, "train", 4, 0.7, 1.0, 32, 0,
+                                   "test", root, progress=False)
+    st = stats(resp)
+    assert (st["n_responses"], st["n_unparsed"], st["accuracy"]) == (8, 4, 0.25)
+

@@ -77,7 +77,8 @@ def sample_responses(sampling: SamplingConfig, model: ModelConfig, prompt: Promp
                      task: ArtifactRef, split: str, n: int, temperature: float, top_p: float, max_new_tokens: int,
                      seed: int, purpose: str, root: str, progress: bool = True) -> ArtifactRef:
     """responses.parquet: n full responses (trace + solution) per question of ``split`` from pi, graded.
-    Responses without an end-of-thought or a solution block count as wrong (``parsed = False``)."""
+    Responses without an end-of-thought or a solution block count as wrong (``parsed = False``, counted as
+    ``n_unparsed``)."""
 
     def build(out: Path) -> None:
         qs = questions(task, split)
@@ -97,6 +98,7 @@ def sample_responses(sampling: SamplingConfig, model: ModelConfig, prompt: Promp
                                      "correct": grade(q, parsed.solution)})
             write_rows(out / "responses.parquet", out_rows)
             st.update(tokens_generated=res.n_generated, n_responses=len(out_rows),
+                      n_unparsed=sum(not r["parsed"] for r in out_rows),
                       accuracy=sum(r["correct"] for r in out_rows) / max(1, len(out_rows)))
 
     engine = {"backend": sampling.backend, "batch_size": sampling.batch_size, "tp": sampling.tensor_parallel_size}
