@@ -9,6 +9,9 @@
 
 It raises :class:`PreflightError` (a ``ConfigError``) whose message is a single line listing every missing
 piece, so ``vr-em/qwen3`` on a CPU box stops in seconds instead of hanging in a model download or a vLLM start.
+``check_data(cfg)`` reads a Bespoke dataset the way the task build will and raises ``DataError`` on a malformed
+row; the CLI runs both before it imports Prefect. A path-like ``data.dataset``/``model.name_or_path`` that does
+not exist is reported as a missing path, not as a hub id.
 No prefect import here: the Prefect task wrapper is ``tasks/preflight.py``.
 """
 
