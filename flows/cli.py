@@ -4,7 +4,9 @@
 
 ``--set`` takes dotted keys of the profile (``--set em.rounds=1 --set sampling.traces_per_question=8``), values
 parsed as YAML. ``--seeds`` runs the flow once per seed and prints mean and spread per method and round.
-A bad config prints one ``error:`` line and exits 2.
+A user error (a bad config, a missing path, a malformed dataset row: any ``varreason.config.UserError``) prints
+one ``error:`` line and exits 2, without a traceback; the config, the machine (preflight) and a Bespoke dataset
+are checked before Prefect starts, so these fail in seconds. Anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +17,7 @@ import sys
 
 import yaml
 
-from varreason.config import ConfigError, load_config
+from varreason.config import ConfigError, UserError, load_config
 
 
 def _parse_sets(items: list[str]) -> dict:
@@ -39,16 +41,25 @@ def main(argv: list[str] | None = None) -> int:
                    "tokens, artifact) and exit without running anything")
     args = p.parse_args(argv)
     try:
-        overrides = _parse_sets(args.sets)
-        cfg = load_config(args.params, args.profile, overrides)  # fail fast, before Prefect starts
-    except ConfigError as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        return _run(args)
+    except UserError as exc:
+        msg = " ".join(str(exc).split())  # one line, whatever the raiser wrote
+        print(f"error: {msg}", file=sys.stderr)
         return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    overrides = _parse_sets(args.sets)
+    cfg = load_config(args.params, args.profile, overrides)  # fail fast, before Prefect starts
     if args.plan:
         from varreason.plan import format_plan, plan_round
 
         print(format_plan(cfg, plan_round(cfg)))
         return 0
+    from varreason.preflight import check, check_data
+
+    check(cfg)  # the flow checks again; here a missing GPU, model or dataset fails before Prefect starts
+    check_data(cfg)
     from flows.vr_em import vr_em
 
     if not args.seeds:

@@ -7,6 +7,11 @@ weights -> reasoner training set -> train pi_r -> refresh q (forward KL) -> eval
 
 from __future__ import annotations
 
+if __name__ == "__main__":  # the CLI validates params.yaml before Prefect is imported, so bad input errors in ~0.3 s
+    from flows.cli import main
+
+    raise SystemExit(main())
+
 from prefect import flow
 
 from tasks.data import build_seed_set, build_task, init_backbone
@@ -82,9 +87,3 @@ def vr_em(profile: str | None = None, params_path: str = "params.yaml", override
     summary = publish_results(c, stages)
     version_run(c, params_path, overrides, summary["git_commit"])  # dvc.lock + push; a no-op off the DVC profile
     return summary
-
-
-if __name__ == "__main__":
-    from flows.cli import main
-
-    raise SystemExit(main())

@@ -20,6 +20,8 @@ import random
 import re
 from dataclasses import dataclass
 
+from varreason.config import ConfigError
+
 OPS = "+-*"
 _BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 
@@ -93,8 +95,8 @@ def generate(n_train: int, n_heldout: int, n_seed_traces: int, levels: list[int]
     while len(exprs) < total:
         attempts += 1
         if attempts > 50 * total:
-            raise ValueError(f"cannot draw {total} distinct questions from levels={levels}, "
-                             f"max_operand={max_operand}; raise max_operand or add levels")
+            raise ConfigError(f"data: cannot draw {total} distinct questions from levels={levels}, "
+                              f"max_operand={max_operand}; raise data.max_operand or add data.levels")
         level = rng.choice(levels)
         expr = str(rng.randint(1, max_operand))
         for _ in range(level):

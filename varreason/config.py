@@ -21,8 +21,17 @@ import yaml
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
 
-class ConfigError(ValueError):
+class UserError(ValueError):
+    """Bad input from the user, not a bug: the CLI prints its one-line message as ``error: ...`` and exits 2
+    (no traceback). Subclasses say where the input came from."""
+
+
+class ConfigError(UserError):
     """A user error in params.yaml or an override; its message is one line that says how to fix it."""
+
+
+class DataError(UserError):
+    """A malformed dataset file or row; the message names the file, the line (or row) and the field, and the fix."""
 
 
 class _Frozen(BaseModel):
@@ -45,7 +54,8 @@ class DataConfig(_Frozen):
     @model_validator(mode="after")
     def _seed_fits(self) -> "DataConfig":
         if self.n_seed_traces > self.n_train:
-            raise ValueError(f"n_seed_traces ({self.n_seed_traces}) must be <= n_train ({self.n_train})")
+            raise ValueError(f"n_seed_traces ({self.n_seed_traces}) must be <= n_train ({self.n_train}); lower "
+                             "data.n_seed_traces or raise data.n_train")
         if self.task == "arithmetic":
             if self.levels is None or self.max_operand is None:
                 raise ValueError("task 'arithmetic' needs levels (e.g. [2, 3, 4]) and max_operand (e.g. 9)")
@@ -53,6 +63,12 @@ class DataConfig(_Frozen):
                 raise ValueError("task 'arithmetic' evaluates on its held-out split: n_heldout must be >= 1")
             if any(level < 1 for level in self.levels):
                 raise ValueError("levels must be positive operation counts, e.g. [2, 3, 4]")
+            # Questions are distinct across splits; ask for more than exist and the generator could never finish.
+            distinct = sum(self.max_operand ** (lv + 1) * len(set(self.ops)) ** lv for lv in set(self.levels))
+            if self.n_train + self.n_heldout > distinct:
+                raise ValueError(f"n_train + n_heldout = {self.n_train + self.n_heldout} but levels={self.levels}, "
+                                 f"max_operand={self.max_operand}, ops={self.ops!r} give only {distinct} distinct "
+                                 "questions; raise data.max_operand, add data.levels or lower data.n_train/n_heldout")
         elif not self.dataset:
             raise ValueError("task 'bespoke' needs dataset (a hub id or a local path)")
         return self
@@ -166,7 +182,8 @@ class EvalConfig(_Frozen):
     @model_validator(mode="after")
     def _k_fits(self) -> "EvalConfig":
         if max(self.pass_k) > self.n_samples:
-            raise ValueError(f"pass_k values must be <= n_samples ({self.n_samples}); got {self.pass_k}")
+            raise ValueError(f"pass_k values must be <= n_samples ({self.n_samples}); got {self.pass_k}: lower "
+                             "eval.pass_k or raise eval.n_samples")
         return self
 
 
@@ -246,7 +263,7 @@ def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
 
 def _format_error(err: ValidationError, where: str) -> str:
     first = err.errors()[0]
-    loc = ".".join(str(p) for p in first["loc"]) or "(top level)"
+    loc = ".".join(str(p) for p in first["loc"])  # empty for a whole-profile validator
     msg = first["msg"]
     if first["type"] == "extra_forbidden":
         msg = "unknown key; remove it or check its spelling"
@@ -254,10 +271,14 @@ def _format_error(err: ValidationError, where: str) -> str:
         msg = "missing; add it to the profile (or to the profile it extends)"
     elif first["type"] == "literal_error":
         msg = msg.replace("Input should be", "allowed:")
+    elif first["type"] == "value_error":  # a model validator: its message already says what to change
+        msg = msg.removeprefix("Value error, ")
+    else:  # "Input should be greater than or equal to 1" -> "must be greater than or equal to 1"
+        msg = msg.replace("Input should be", "must be")
     got = first.get("input")
     got_txt = "" if first["type"] in ("missing", "extra_forbidden") or isinstance(got, dict) else f" (got {got!r})"
     more = f" [+{len(err.errors()) - 1} more]" if len(err.errors()) > 1 else ""
-    return f"{where}: {loc}: {msg}{got_txt}{more}"
+    return f"{where}: {loc + ': ' if loc else ''}{msg}{got_txt}{more}"
 
 
 def load_config(path: str | Path = "params.yaml", profile: str | None = None,

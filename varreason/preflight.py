@@ -9,6 +9,9 @@
 
 It raises :class:`PreflightError` (a ``ConfigError``) whose message is a single line listing every missing
 piece, so ``vr-em/qwen3`` on a CPU box stops in seconds instead of hanging in a model download or a vLLM start.
+``check_data(cfg)`` reads a Bespoke dataset the way the task build will and raises ``DataError`` on a malformed
+row; the CLI runs both before it imports Prefect. A path-like ``data.dataset``/``model.name_or_path`` that does
+not exist is reported as a missing path, not as a hub id.
 No prefect import here: the Prefect task wrapper is ``tasks/preflight.py``.
 """
 
@@ -66,9 +69,15 @@ def _hub_reachable(repo_id: str, repo_type: str, timeout: float = 5.0) -> bool:
         return False
 
 
+def _looks_like_path(ref: str) -> bool:
+    return ref.startswith((".", "/", "~")) or ref.endswith((".jsonl", ".json", ".parquet")) or ref.count("/") > 1
+
+
 def _hub_problem(what: str, ref: str, repo_type: str, reachable: Callable[[str, str], bool]) -> str | None:
     if Path(ref).expanduser().exists() or _in_hf_cache(ref, repo_type):
         return None
+    if _looks_like_path(ref):  # a hub id is "owner/name"; this is a path, and it is missing
+        return f"{what} {ref!r} does not exist (fix the path, or give a hub id such as owner/name)"
     if _hub_offline():
         return (f"{what} {ref!r} is not a local path nor in the Hugging Face cache and HF_HUB_OFFLINE=1 "
                 f"(download it with `huggingface-cli download {ref}{' --repo-type dataset' if repo_type == 'dataset' else ''}` "
@@ -111,3 +120,14 @@ def check(cfg: ExperimentConfig, **probes) -> None:
     found = problems(cfg, **probes)
     if found:
         raise PreflightError(f"profile {cfg.profile!r} cannot run on this machine: " + "; ".join(found))
+
+
+def check_data(cfg: ExperimentConfig) -> None:
+    """Read and validate the profile's dataset (Bespoke rows) the way the task build will; raise
+    :class:`~varreason.config.DataError` (one line: file, line, field, fix) on a malformed row. The embedded
+    arithmetic task has no input file: its bounds are checked by the config itself."""
+    if cfg.data.task == "bespoke":
+        from varreason import bespoke
+
+        d = cfg.data
+        bespoke.questions(bespoke.load_rows(d.dataset), d.n_train, d.n_heldout, d.n_seed_traces, cfg.seed)

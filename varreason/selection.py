@@ -2,8 +2,11 @@
 
 ``top1`` reproduces the reference: per question keep the single trace with the largest rho_k among candidates
 (finite weight, shared length below the cutoff); with no candidate fall back to the question's gold trace if it
-has one, else drop the question (counted). ``weighted`` keeps every candidate with loss weight rho~_k, so each
-question still carries total weight 1 (the IWAE gradient itself rather than its top-1 approximation).
+has one, else drop the question (both counted: ``n_fallback``, ``n_dropped``). That covers a question whose every
+trace has weight 0 (no end-of-thought, NaN/-inf log-probs, no correct answer: see ``weights``) and one whose
+traces are all over-long (``shared_len >= trace_cutoff``, counted per trace as ``n_over_cutoff``).
+``weighted`` keeps every candidate with loss weight rho~_k, so each question still carries total weight 1 (the
+IWAE gradient itself rather than its top-1 approximation).
 Candidates are rows of :class:`ScoredTrace`; choices are picked by name through ``SELECTIONS``.
 """
 
@@ -47,6 +50,7 @@ def _select(rows: list[ScoredTrace], cutoff: int, gold: dict[str, tuple[str, str
             pick: Callable[[list[ScoredTrace]], list[Selected]]) -> tuple[list[Selected], dict[str, float]]:
     """Per question: ``pick`` among its candidates; if it picks nothing, the gold trace, else drop."""
     cands = _candidates(rows, cutoff)
+    n_over = sum(r.shared_len >= cutoff for r in rows)
     out, n_fallback, n_dropped = [], 0, 0
     for qid in sorted({r.qid for r in rows}):
         chosen = pick(cands.get(qid, []))
@@ -58,7 +62,7 @@ def _select(rows: list[ScoredTrace], cutoff: int, gold: dict[str, tuple[str, str
         else:
             n_dropped += 1
     return out, {"n_selected": float(len(out) - n_fallback), "n_fallback": float(n_fallback),
-                 "n_dropped": float(n_dropped)}
+                 "n_dropped": float(n_dropped), "n_over_cutoff": float(n_over)}
 
 
 def _best(cands: list[ScoredTrace]) -> list[Selected]:

@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from varreason.config import TrainConfig
+from varreason.config import DataError, TrainConfig
 from varreason.objectives import IGNORE, OBJECTIVES
 
 
@@ -43,17 +43,31 @@ class TrainResult:
     final_loss: float
     mean_nll: float
     resumed_from: int = 0  # the step a saved state was resumed at (0: started fresh)
+    n_truncated: int = 0  # examples longer than model.max_length, cut at the end (policy of encode_examples)
+    n_dropped_overlong: int = 0  # examples whose prompt alone fills model.max_length, dropped
 
 
-def encode_examples(tokenizer, examples: list[Example], max_length: int) -> list[tuple[list[int], int, float]]:
-    """(ids, prompt_len, weight) per example; responses longer than ``max_length`` are truncated at the end."""
+def encode_examples(tokenizer, examples: list[Example], max_length: int, counts: dict[str, int] | None = None
+                    ) -> list[tuple[list[int], int, float]]:
+    """(ids, prompt_len, weight) per example.
+
+    Over-long policy: an example longer than ``max_length`` tokens (prompt + response + eos) is truncated at the
+    end, as SFT trainers do; one whose prompt alone leaves no response token is dropped. ``counts`` (if given)
+    receives ``n_truncated`` and ``n_dropped_overlong``, which ``train_sft`` reports in its result.
+    """
     out = []
+    n_trunc = n_drop = 0
     for ex in examples:
         p = tokenizer.encode(ex.prompt, add_special_tokens=False)
         r = tokenizer.encode(ex.response, add_special_tokens=False) + [tokenizer.eos_token_id]
         ids = (p + r)[:max_length]
         if len(ids) > len(p):
             out.append((ids, len(p), ex.weight))
+            n_trunc += len(p) + len(r) > max_length
+        else:
+            n_drop += 1
+    if counts is not None:
+        counts.update(n_truncated=n_trunc, n_dropped_overlong=n_drop)
     return out
 
 
@@ -133,9 +147,12 @@ def train_sft(model, tokenizer, examples: list[Example], cfg: TrainConfig, steps
     every ``checkpoint_every`` steps and resumed from if present (the caller keys ``state_dir`` to the run).
     ``batcher(lengths, batch_size, rng)`` yields one epoch of index batches; the benchmarks swap in random
     batching to measure what length grouping saves."""
-    data = [e for e in encode_examples(tokenizer, examples, max_length) if e[2] > 0]
+    counts: dict[str, int] = {}
+    data = [e for e in encode_examples(tokenizer, examples, max_length, counts) if e[2] > 0]
     if not data:
-        raise ValueError("no training examples with positive weight; check the training-set build step")
+        raise DataError(f"no training example with positive weight ({len(examples)} given, "
+                        f"{counts['n_dropped_overlong']} with a prompt over model.max_length={max_length}); "
+                        "raise model.max_length or set objective.mix_seed_data: true so the seed traces are kept")
     loss_fn = OBJECTIVES[objective]
     mean_resp = sum(len(ids) - plen for ids, plen, _ in data) / len(data)
     normalizer = cfg.batch_size * mean_resp
@@ -185,4 +202,4 @@ def train_sft(model, tokenizer, examples: list[Example], cfg: TrainConfig, steps
                 "nll_sum": nll_sum, "last_loss": last_loss})
     model.eval()
     return TrainResult(steps=steps, tokens=tokens, seconds=time.perf_counter() - t0, final_loss=last_loss,
-                       mean_nll=nll_sum / steps, resumed_from=start)
+                       mean_nll=nll_sum / steps, resumed_from=start, **counts)

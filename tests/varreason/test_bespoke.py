@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from varreason import bespoke
-from varreason.config import load_config
+from varreason.config import DataError, load_config
 from varreason.pipeline import data
 from varreason.pipeline.common import grade, questions
 from varreason.prompts import posterior_prompt
@@ -69,7 +69,7 @@ def test_bad_schema_and_sizes_say_how_to_fix(tmp_path):
     bad.write_text(json.dumps({"question": "1+1", "think_content": "", "solution_content": "2"}) + "\n")
     with pytest.raises(ValueError, match="question_content"):
         bespoke.load_rows(str(bad))
-    with pytest.raises(FileNotFoundError, match="does not exist"):
+    with pytest.raises(DataError, match="does not exist"):
         bespoke.load_rows(str(tmp_path / "missing.jsonl"))
     with pytest.raises(ValueError, match="lower one of them"):
         bespoke.questions(bespoke.load_rows(str(FIXTURE)), 7, 2, 1, 0)

@@ -24,7 +24,7 @@ def test_top1_picks_argmax():
     rows = [row("a", 0, -3.0), row("a", 1, -0.5), row("a", 2, -1.0)]
     out, stats = select_top1(rows, cutoff=100, gold={})
     assert out == [Selected("a", "a-t1", "a-s1", 1.0, 1)]
-    assert stats == {"n_selected": 1.0, "n_fallback": 0.0, "n_dropped": 0.0}
+    assert stats == {"n_selected": 1.0, "n_fallback": 0.0, "n_dropped": 0.0, "n_over_cutoff": 0.0}
 
 
 def test_top1_length_cutoff_and_minus_inf_excluded():
@@ -49,7 +49,7 @@ def test_top1_fallback_and_drop():
     gold = {"a": ("gold-trace-a", "gold-sol-a")}
     out, stats = select_top1(rows, cutoff=100, gold=gold)
     assert out == [Selected("a", "gold-trace-a", "gold-sol-a", 1.0, -1), Selected("c", "c-t0", "c-s0", 1.0, 0)]
-    assert stats == {"n_selected": 1.0, "n_fallback": 1.0, "n_dropped": 1.0}
+    assert stats == {"n_selected": 1.0, "n_fallback": 1.0, "n_dropped": 1.0, "n_over_cutoff": 1.0}
 
 
 def test_top1_tie_lowest_k():
@@ -74,7 +74,7 @@ def test_weighted_renormalises_over_candidates():
     assert wa == pytest.approx({0: 0.4, 1: 0.6})
     assert math.fsum(wa.values()) == pytest.approx(1.0)
     assert [(s.qid, s.weight) for s in out if s.qid == "b"] == [("b", 1.0)]
-    assert stats == {"n_selected": 3.0, "n_fallback": 0.0, "n_dropped": 0.0}
+    assert stats == {"n_selected": 3.0, "n_fallback": 0.0, "n_dropped": 0.0, "n_over_cutoff": 1.0}
     assert {(s.trace, s.solution) for s in out if s.qid == "a"} == {("a-t0", "a-s0"), ("a-t1", "a-s1")}
 
 
@@ -93,4 +93,4 @@ def test_weighted_fallback_and_drop():
     gold = {"a": ("ga", "sa"), "c": ("gc", "sc")}
     out, stats = select_weighted(rows, cutoff=100, gold=gold)
     assert out == [Selected("a", "ga", "sa", 1.0, -1), Selected("c", "gc", "sc", 1.0, -1)]
-    assert stats == {"n_selected": 0.0, "n_fallback": 2.0, "n_dropped": 1.0}
+    assert stats == {"n_selected": 0.0, "n_fallback": 2.0, "n_dropped": 1.0, "n_over_cutoff": 0.0}

@@ -27,6 +27,36 @@ MATH_TASKS = ("vr_math500", "vr_aime24", "vr_aime25", "vr_amc23")
 ALL_TASKS = ("vr_arith",) + MATH_TASKS
 
 
+def check_benchmark(path: str | Path, fields: tuple[str, ...] = ("id", "problem", "answer")) -> int:
+    """Validate a benchmark JSONL (the SOURCES.md contract: UTF-8, one object per line, non-empty string
+    ``fields``, unique ids) before lm-eval reads it, whose errors would be tracebacks deep in ``datasets``.
+
+    Returns the row count. Raises:
+        DataError: one line naming the file, line, field and fix.
+    """
+    from varreason.bespoke import read_jsonl
+    from varreason.config import DataError
+
+    path = Path(path)
+    if not path.is_file():
+        raise DataError(f"{path}: benchmark file not found; restore it from git (varreason/eval/data)")
+    seen: dict[str, str] = {}
+    rows = read_jsonl(path)
+    for where, row in rows:
+        if not isinstance(row, dict):
+            raise DataError(f"{where}: expected a JSON object with {list(fields)}, got {type(row).__name__}")
+        for f in fields:
+            if not isinstance(row.get(f), str) or not row[f].strip():
+                raise DataError(f"{where}: field {f!r} is missing or empty; every row needs {list(fields)} "
+                                "as non-empty strings")
+        if row["id"] in seen:
+            raise DataError(f"{where}: duplicate id {row['id']!r} (first at {seen[row['id']]}); make ids unique")
+        seen[row["id"]] = where
+    if not rows:
+        raise DataError(f"{path}: no rows; restore the file from git (varreason/eval/data)")
+    return len(rows)
+
+
 def write_arith_jsonl(questions: list[dict], path: str | Path) -> Path:
     """The tiny task's held-out questions (``arith.Question`` dicts or parquet rows) as lm-eval's jsonl."""
     path = Path(path)
@@ -114,6 +144,8 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, tasks: list[
         if not arith_questions:
             raise ValueError("task vr_arith needs arith_questions (the tiny task's held-out rows)")
         arith_jsonl = write_arith_jsonl(arith_questions, work / "vr_arith.jsonl")
+    for name in set(tasks) & set(MATH_TASKS):
+        check_benchmark(DATA_DIR / f"{name.removeprefix('vr_')}.jsonl")
     include = resolve_tasks(work / "tasks", arith_jsonl, repeats, sampling)
     if sampler is None:
         from varreason.backends import build_sampler

@@ -37,11 +37,13 @@ def _build_bespoke(data: DataConfig, seed: int, root: str) -> ArtifactRef:
         from varreason import bespoke
 
         with timed(out) as st:
-            qs = bespoke.questions(bespoke.load_rows(data.dataset), data.n_train, data.n_heldout, data.n_seed_traces,
-                                   seed)
+            src = bespoke.load_rows(data.dataset)
+            qs = bespoke.questions(src, data.n_train, data.n_heldout, data.n_seed_traces, seed)
             write_rows(out / "questions.parquet", [{**q, "grader": "math"} for q in qs])
-            st.update(n_train=data.n_train, n_heldout=data.n_heldout, n_seed=data.n_seed_traces,
-                      n_code=sum(not q["answer"] for q in qs), dataset=data.dataset)
+            n_seed = sum(q["gold_trace"] is not None for q in qs)
+            st.update(n_train=data.n_train, n_heldout=data.n_heldout, n_seed=n_seed,
+                      n_seed_empty=data.n_seed_traces - n_seed, n_code=sum(not q["answer"] for q in qs),
+                      n_duplicate_questions=bespoke.duplicate_questions(src), dataset=data.dataset)
 
     return produce(root, "task", {"data": data, "seed": seed}, build)
 

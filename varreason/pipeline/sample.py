@@ -16,7 +16,8 @@ def sample_traces(sampling: SamplingConfig, model: ModelConfig, prompt: PromptCo
                   task: ArtifactRef, seed: int, round_: int, root: str, progress: bool = True) -> ArtifactRef:
     """traces.parquet: K traces z ~ q_phi(z | x, hint) per training question, with each token's log-prob under
     the sampled (tempered) and the untempered posterior. A trace that never closes its thought is kept with
-    ``finished = False`` and gets weight 0 downstream (counted)."""
+    ``finished = False`` and gets weight 0 downstream (counted as ``n_unfinished``); an empty one (the marker
+    straight away) is kept and counted as ``n_empty``."""
 
     def build(out: Path) -> None:
         qs = questions(task, "train")
@@ -32,7 +33,8 @@ def sample_traces(sampling: SamplingConfig, model: ModelConfig, prompt: PromptCo
                         for q, comps in zip(qs, res.completions) for k, c in enumerate(comps)]
             write_rows(out / "traces.parquet", out_rows)
             st.update(tokens_generated=res.n_generated, n_traces=len(out_rows),
-                      n_unfinished=sum(not r["finished"] for r in out_rows))
+                      n_unfinished=sum(not r["finished"] for r in out_rows),
+                      n_empty=sum(r["finished"] and not r["trace"].strip() for r in out_rows))
 
     key = {"sampling": sampling, "model": model, "prompt": prompt, "posterior": posterior.sha, "task": task.sha,
            "seed": seed, "round": round_}
@@ -75,7 +77,8 @@ def sample_responses(sampling: SamplingConfig, model: ModelConfig, prompt: Promp
                      task: ArtifactRef, split: str, n: int, temperature: float, top_p: float, max_new_tokens: int,
                      seed: int, purpose: str, root: str, progress: bool = True) -> ArtifactRef:
     """responses.parquet: n full responses (trace + solution) per question of ``split`` from pi, graded.
-    Responses without an end-of-thought or a solution block count as wrong (``parsed = False``)."""
+    Responses without an end-of-thought or a solution block count as wrong (``parsed = False``, counted as
+    ``n_unparsed``)."""
 
     def build(out: Path) -> None:
         qs = questions(task, split)
@@ -95,6 +98,7 @@ def sample_responses(sampling: SamplingConfig, model: ModelConfig, prompt: Promp
                                      "correct": grade(q, parsed.solution)})
             write_rows(out / "responses.parquet", out_rows)
             st.update(tokens_generated=res.n_generated, n_responses=len(out_rows),
+                      n_unparsed=sum(not r["parsed"] for r in out_rows),
                       accuracy=sum(r["correct"] for r in out_rows) / max(1, len(out_rows)))
 
     engine = {"backend": sampling.backend, "batch_size": sampling.batch_size, "tp": sampling.tensor_parallel_size}

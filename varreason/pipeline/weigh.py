@@ -66,7 +66,18 @@ def _padded(seqs: list[list[float]]) -> tuple[torch.Tensor, torch.Tensor]:
 def weigh_traces(estimator: str, traces: ArtifactRef, scores: ArtifactRef, answers: ArtifactRef | None,
                  root: str) -> ArtifactRef:
     """weights.parquet (per trace: shared_len, log_ratio, log_lik, log_rho, rho_tilde) and questions.parquet
-    (per question: iwae, elbo, ess). Unfinished traces enter with weight 0 so K stays the number of draws."""
+    (per question: iwae, elbo, ess). Unfinished traces enter with weight 0 so K stays the number of draws.
+
+    Policies for bad model outputs, each counted in this step's stats.json:
+
+    * no end-of-thought marker (``finished = False``): weight 0 (``n_unfinished``);
+    * a NaN log-prob, or -inf under q, in the shared span: the trace is invalid, weight 0 (``n_invalid_ratio``);
+      a NaN answer log-prob (GML) likewise (``n_invalid``); every zero-weight trace: ``n_zero_weight``;
+    * an empty trace (the marker straight away): kept and weighed like any other, since answering without
+      thinking is a valid proposal whose weight says how good it is (``n_empty_traces``);
+    * every trace of a question at weight 0 (e.g. all answers wrong under Acc): rho~ = 0 for the question, no
+      NaN (``n_dead_questions``); the training-set build then falls back to its gold trace or drops it.
+    """
     if estimator == "acc" and answers is None:
         raise ValueError("estimator 'acc' needs the answer rollouts")
 
@@ -112,6 +123,7 @@ def weigh_traces(estimator: str, traces: ArtifactRef, scores: ArtifactRef, answe
             write_rows(out / "questions.parquet", [{"qid": q, "iwae": float(iw[b]), "elbo": float(el[b]),
                                                      "ess": float(ess[b])} for b, q in enumerate(qids)])
             st.update(K=K, n_questions=len(qids), n_unfinished=sum(not x for x in live),
+                      n_empty_traces=sum(bool(t["finished"]) and not t["trace"].strip() for t in trs),
                       n_invalid_ratio=st_d["n_invalid"], **st_e, **st_r, **st_n, **st_i, **st_l, **st_s)
 
     key = {"estimator": estimator, "traces": traces.sha, "scores": scores.sha,
