@@ -58,7 +58,9 @@ def test_network_is_disabled():
 
 
 def test_functional_tests_call_the_solution_method():
-    good = "class Solution:\n    def doubleAll(self, nums: List[int]) -> List[int]:\n        return [2 * x for x in nums]"
+    # List comes from the prelude's imports, as in LiveCodeBench's harness
+    good = ("class Solution:\n    def doubleAll(self, nums: List[int]) -> List[int]:\n"
+            "        return [2 * x for x in nums]")
     bad = "class Solution:\n    def doubleAll(self, nums):\n        return nums"
     assert grade_code(DOUBLE, block(good), META).outcome is Outcome.CORRECT
     assert grade_code(DOUBLE, block(bad), META).outcome is Outcome.WRONG
