@@ -6,7 +6,7 @@
 * ``parse_tests``: LiveCodeBench's ``public_test_cases`` (a JSON string of ``[{"input", "output", "testtype"}]``)
   and, for LeetCode-style ``functional`` tests, the method name from ``metadata`` (JSON ``{"func_name": ...}``).
 * ``run_case``: one test in a fresh ``python -I`` subprocess with a wall-clock timeout (its whole process group
-  is killed), an address-space/CPU/file-size limit, its own temp dir as cwd, an empty environment, sockets
+  is killed), an address-space/CPU/file-size limit (stdout is a file, so it is capped too), its own temp dir as cwd, an empty environment, sockets
   disabled in the program's own process and, where the kernel allows it, a new network namespace without
   interfaces (``unshare -rn``). Not a security sandbox: it keeps honest-but-wrong programs from hanging the
   eval, filling the disk or reaching the network; run untrusted models' code in a container.
@@ -44,6 +44,7 @@ from varreason.eval.grader import Grade, Outcome, solution_block
 
 TIMEOUT_S = 6.0  # per test case, SkyThought's value for LiveCodeBench
 MEMORY_BYTES = 2 << 30
+OUTPUT_BYTES = 1 << 24  # RLIMIT_FSIZE: stdout and any file the program writes
 
 _FENCE = re.compile(r"```(?:python3?|py)[ \t]*\n(.*?)```", re.DOTALL | re.IGNORECASE)
 
@@ -144,7 +145,7 @@ def _limits(timeout: float):
         cpu = int(math.ceil(timeout)) + 1  # soft < hard: SIGXCPU first, SIGKILL a second later
         resource.setrlimit(resource.RLIMIT_CPU, (cpu, cpu + 1))
         resource.setrlimit(resource.RLIMIT_AS, (MEMORY_BYTES, MEMORY_BYTES))
-        resource.setrlimit(resource.RLIMIT_FSIZE, (1 << 24, 1 << 24))
+        resource.setrlimit(resource.RLIMIT_FSIZE, (OUTPUT_BYTES, OUTPUT_BYTES))
     return apply
 
 
@@ -154,16 +155,20 @@ def run_case(code: str, case: TestCase, func_name: str | None = None, timeout: f
     with tempfile.TemporaryDirectory(prefix="vr_code_") as tmp:
         script = Path(tmp) / "main.py"
         script.write_text(program)
-        proc = subprocess.Popen([*_netns_prefix(), sys.executable, "-I", str(script)], cwd=tmp,
-                                env={"PATH": os.defpath, "PYTHONHASHSEED": "0"}, stdin=subprocess.PIPE,
-                                stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, text=True,
-                                start_new_session=True, preexec_fn=_limits(timeout))
-        try:
-            out, _ = proc.communicate(case.input, timeout=timeout)
-        except subprocess.TimeoutExpired:
-            os.killpg(proc.pid, signal.SIGKILL)  # the whole group: the program may have forked
-            proc.communicate()
-            return Outcome.TIMEOUT
+        # stdout goes to a file, not a pipe, so the file-size limit also caps what a runaway print can write
+        with open(Path(tmp) / "stdout", "w+") as sink:
+            proc = subprocess.Popen([*_netns_prefix(), sys.executable, "-I", str(script)], cwd=tmp,
+                                    env={"PATH": os.defpath, "PYTHONHASHSEED": "0"}, stdin=subprocess.PIPE,
+                                    stdout=sink, stderr=subprocess.DEVNULL, text=True,
+                                    start_new_session=True, preexec_fn=_limits(timeout))
+            try:
+                proc.communicate(case.input, timeout=timeout)
+            except subprocess.TimeoutExpired:
+                os.killpg(proc.pid, signal.SIGKILL)  # the whole group: the program may have forked
+                proc.communicate()
+                return Outcome.TIMEOUT
+            sink.seek(0)
+            out = sink.read()
     if proc.returncode == -signal.SIGXCPU or proc.returncode == -signal.SIGKILL:
         return Outcome.TIMEOUT  # the CPU limit fired (e.g. a busy loop that beat the wall clock to it)
     if proc.returncode != 0:

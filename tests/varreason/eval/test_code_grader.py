@@ -46,6 +46,11 @@ def test_timeout_counted_apart():
     assert g.outcome is Outcome.TIMEOUT
 
 
+def test_runaway_output_is_capped_and_wrong():
+    # past the 16 MiB file-size limit the write fails (SIGXFSZ): wrong, not a hung or bloated grader
+    assert grade_code(ADD, block("import sys\nwhile True:\n    sys.stdout.write('x' * 65536)")).outcome is Outcome.WRONG
+
+
 def test_syntax_error_and_no_block_are_unparseable():
     assert grade_code(ADD, block("def f(:\n    return")).outcome is Outcome.PRED_UNPARSEABLE
     assert grade_code(ADD, "the answer is print(3)").outcome is Outcome.PRED_UNPARSEABLE
