@@ -6,10 +6,11 @@
 * ``parse_tests``: LiveCodeBench's ``public_test_cases`` (a JSON string of ``[{"input", "output", "testtype"}]``)
   and, for LeetCode-style ``functional`` tests, the method name from ``metadata`` (JSON ``{"func_name": ...}``).
 * ``run_case``: one test in a fresh ``python -I`` subprocess with a wall-clock timeout (its whole process group
-  is killed), an address-space/CPU/file-size limit (stdout is a file, so it is capped too), its own temp dir as cwd, an empty environment, sockets
-  disabled in the program's own process and, where the kernel allows it, a new network namespace without
-  interfaces (``unshare -rn``). Not a security sandbox: it keeps honest-but-wrong programs from hanging the
-  eval, filling the disk or reaching the network; run untrusted models' code in a container.
+  is killed), an address-space/CPU/file-size limit (stdout is a file, so it is capped too), its own temp dir as
+  cwd, an empty environment, sockets disabled in the program's own process and, where the kernel allows it, a
+  new network namespace without interfaces (``unshare -rn``). Not a security sandbox: it keeps honest-but-wrong
+  programs from hanging the eval, filling the disk or reaching the network; run untrusted models' code in a
+  container.
 * ``grade_code``: outcomes as in ``grader``: no block or a syntax error is ``PRED_UNPARSEABLE``, tests that do not
   parse ``GOLD_UNPARSEABLE`` (checked first, never correct), a test past its limit ``TIMEOUT``, a failing test
   or a crash ``WRONG``; ``CORRECT`` only when every public test passes. Tests run in order and stop at the
