@@ -11,7 +11,10 @@
   match of the normalised strings also counts as correct (text answers such as ``\\text{Evelyn}``), but only
   once the gold parsed: a gold that cannot be parsed is ``GOLD_UNPARSEABLE`` and never scores correct.
   SkyThought uses its own ``math_equal``; math_verify is the issue's choice, so rare edge cases can differ.
-* ``grade_choice``: multiple-choice letters A-J (GPQA, MMLU-Pro), from the box or a trailing "answer: X".
+* ``grade_choice``: multiple-choice letters A-J (GPQA, MMLU-Pro), from the box or a trailing "answer: X"; with
+  ``n_options`` a letter past the question's options is ``PRED_UNPARSEABLE`` (not a choice at all) and a gold
+  past them ``GOLD_UNPARSEABLE``.
+* Code (LiveCodeBench) is graded in ``code_grader``; it adds ``TIMEOUT`` to these outcomes.
 """
 
 from __future__ import annotations
@@ -29,6 +32,7 @@ class Outcome(str, Enum):
     WRONG = "wrong"
     PRED_UNPARSEABLE = "prediction_unparseable"  # no box, or a box math_verify cannot parse
     GOLD_UNPARSEABLE = "gold_unparseable"  # the reference answer itself does not parse: never correct
+    TIMEOUT = "timeout"  # code only: a test case ran past its time limit (code_grader)
 
 
 @dataclass(frozen=True)
@@ -152,12 +156,14 @@ def extract_choice(response: str) -> str | None:
     return found[-1].upper() if found else None
 
 
-def grade_choice(gold: str, response: str) -> Grade:
-    """Multiple choice: the gold must itself be one letter A-J, else ``GOLD_UNPARSEABLE``."""
+def grade_choice(gold: str, response: str, n_options: int = 10) -> Grade:
+    """Multiple choice over the first ``n_options`` letters of A-J: the gold must itself be one of them, else
+    ``GOLD_UNPARSEABLE``; a predicted letter outside them names no option, so it is ``PRED_UNPARSEABLE``."""
+    letters = "ABCDEFGHIJ"[:n_options]
     g = gold.strip().strip("()").upper()
-    if not re.fullmatch(r"[A-J]", g):
+    if len(g) != 1 or g not in letters:
         return Grade(Outcome.GOLD_UNPARSEABLE, None)
     pred = extract_choice(response)
-    if pred is None:
-        return Grade(Outcome.PRED_UNPARSEABLE, None)
+    if pred is None or pred not in letters:
+        return Grade(Outcome.PRED_UNPARSEABLE, pred)
     return Grade(Outcome.CORRECT if pred == g else Outcome.WRONG, pred)

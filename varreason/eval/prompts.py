@@ -24,3 +24,33 @@ def math_prompt(problem: str, template: str = SKY_T1_REASONER) -> str:
 
 def arith_prompt(question: str, template: str = TINY_REASONER) -> str:
     return template.replace("{question}", question)
+
+
+# Hub suites (SkyThought's task templates, method.md §13). GPQA asks for the letter only; MMLU-Pro lists its
+# options as "Answer Choices: (A) .. (B) ..". LiveCodeBench: SkyThought's stdin / non-stdin templates; for
+# LeetCode-style problems we also show the starter code (SkyThought's template omits it, so the model must guess
+# the class and method name the tests call).
+GPQA_INSTRUCTION = ("Return your final response within \\boxed{} and only include the letter choice (A, B, C, or D) "
+                    "as your final response.")
+LCB_STDIN = ("Generate an executable Python function generated from the given prompt. The function should take "
+             "stdin as input and print the output. Simply call the function after the definition.")
+LCB_FUNCTIONAL = ("Generate an executable Python function generated from the given prompt. Return the function "
+                  "body without invoking it at the final solution.")
+
+
+def gpqa_prompt(question: str, choices: list[str], template: str = SKY_T1_REASONER) -> str:
+    """``choices`` already shuffled; lettered A-D as SkyThought does: ``A) x, B) y, C) z, D) w``."""
+    options = ", ".join(f"{chr(65 + i)}) {c}" for i, c in enumerate(choices))
+    return template.replace("{question}", f"{GPQA_INSTRUCTION} {question}\n{options}")
+
+
+def mmlu_pro_prompt(question: str, options: list[str], template: str = SKY_T1_REASONER) -> str:
+    listed = " ".join(f"({chr(65 + i)}) {str(o).strip()}" for i, o in enumerate(options))
+    return template.replace("{question}", f"{BOXED_INSTRUCTION} {question}\nAnswer Choices: {listed}")
+
+
+def code_prompt(question: str, starter_code: str = "", template: str = SKY_T1_REASONER) -> str:
+    """stdin problems have no starter code; functional (LeetCode) ones show theirs after the statement."""
+    if not starter_code.strip():
+        return template.replace("{question}", f"{LCB_STDIN} {question}")
+    return template.replace("{question}", f"{LCB_FUNCTIONAL} {question}\n\n```python\n{starter_code}\n```")

@@ -25,6 +25,12 @@ TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 DATA_DIR = Path(__file__).resolve().parent / "data"
 MATH_TASKS = ("vr_math500", "vr_aime24", "vr_aime25", "vr_amc23")
 ALL_TASKS = ("vr_arith",) + MATH_TASKS
+# Read from the Hugging Face hub (ids in their YAMLs): selectable by name, never part of a default run (no network
+# here); ``local_data`` points them at local files of the same schema.
+HUB_TASKS = ("vr_gpqa_diamond", "vr_olympiadbench", "vr_mmlu_pro", "vr_lcb_easy", "vr_lcb_medium", "vr_lcb_hard")
+KNOWN_TASKS = ALL_TASKS + HUB_TASKS
+# top-level dataset keys (with their indented continuation lines) that local_data replaces
+_DATASET_KEYS = re.compile(r"(?m)^(?:dataset_path|dataset_name|dataset_kwargs|test_split):.*\n(?:[ \t]+.*\n)*")
 
 
 def check_benchmark(path: str | Path, fields: tuple[str, ...] = ("id", "problem", "answer")) -> int:
@@ -68,18 +74,38 @@ def write_arith_jsonl(questions: list[dict], path: str | Path) -> Path:
     return path
 
 
+def point_at_local(text: str, data_file: str | Path) -> str:
+    """A task YAML's dataset keys replaced by a local json/jsonl file read as its ``test`` split (the keys the
+    YAML inherits through ``include`` are overridden, since a task's own keys win)."""
+    path = json.dumps(Path(data_file).resolve().as_posix())
+    return (_DATASET_KEYS.sub("", text) + "# local_data (varreason.eval.run.resolve_tasks):\n"
+            f"dataset_path: json\ndataset_name: null\ndataset_kwargs:\n  data_files:\n    test: {path}\n"
+            "test_split: test\n")
+
+
 def resolve_tasks(out_dir: str | Path, arith_jsonl: str | Path | None = None,
-                  repeats: dict[str, int] | None = None, sampling: dict[str, float] | None = None) -> Path:
+                  repeats: dict[str, int] | None = None, sampling: dict[str, float] | None = None,
+                  local_data: dict[str, str | Path] | None = None) -> Path:
     """Copy the task YAMLs and utils.py into ``out_dir`` with data paths (and optional ``repeats`` overrides,
     e.g. ``{"vr_arith": 4}``, and ``sampling`` overrides of ``temperature``/``top_p`` for every task, so the
     values of params.yaml's ``eval`` section win over the YAML defaults) filled in; returns the dir to pass as
-    ``TaskManager(include_path=...)``."""
+    ``TaskManager(include_path=...)``. ``local_data``: ``{task: json/jsonl file}`` read instead of the task's
+    own dataset (the hub suites' offline path, e.g. tests/fixtures/suites/)."""
+    local_data = local_data or {}
+    unknown = sorted(set(local_data) - set(KNOWN_TASKS))
+    if unknown:
+        raise ValueError(f"local_data for unknown tasks {unknown}; choose from {list(KNOWN_TASKS)}")
+    for name, f in local_data.items():
+        if not Path(f).is_file():
+            raise FileNotFoundError(f"local_data[{name!r}]: no file {f}")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(TASKS_DIR / "utils.py", out / "utils.py")
     repeats = repeats or {}
     for src in sorted(TASKS_DIR.glob("*.yaml")):
         text = src.read_text().replace("@DATA_DIR@", DATA_DIR.as_posix())
+        if src.stem in local_data:
+            text = point_at_local(text, local_data[src.stem])
         if "@ARITH_JSONL@" in text:
             if arith_jsonl is None:
                 continue  # vr_arith needs the held-out questions of a task build; without them it is left out
@@ -114,11 +140,12 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, tasks: list[
                 arith_questions: list[dict] | None = None, repeats: dict[str, int] | None = None,
                 pass_k: list[int] = (1,), sampling: dict[str, float] | None = None, backend: str = "hf", batch_size: int = 64, device: str = "cpu",
                 tensor_parallel_size: int = 1, n_boot: int = 10_000, sampler=None,
-                keep_responses: bool = False) -> dict:
-    """Evaluate ``checkpoint_dir`` on ``tasks`` (names from ``ALL_TASKS``); returns a JSON-able dict::
+                keep_responses: bool = False, local_data: dict[str, str | Path] | None = None) -> dict:
+    """Evaluate ``checkpoint_dir`` on ``tasks`` (names from ``ALL_TASKS`` or ``HUB_TASKS``); returns a JSON-able
+    dict::
 
         {"tasks": {name: {"avg@n", "ci95", "pass@k"..., "n_questions", "n_samples", "n_wrong",
-                          "n_pred_unparseable", "n_gold_unparseable", "version"}},
+                          "n_pred_unparseable", "n_gold_unparseable", ["n_timeout" (code tasks)], "version"}},
          "versions": {"lm_eval", "math_verify", "engine", "engine_version", "torch"},
          "seed", "limit", "tokens_generated"}
 
@@ -127,6 +154,7 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, tasks: list[
     ``sampling``: temperature / top_p overrides for every task (default: the YAML's: 0.7 / 1.0).
     ``sampler``: an already built ``Sampler`` (then ``checkpoint_dir`` only labels the run).
     ``keep_responses``: also return ``responses[task][question] = [n response texts]`` (doc order).
+    ``local_data``: ``{task: json/jsonl file}`` read instead of the task's dataset (``resolve_tasks``).
     """
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -134,9 +162,9 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, tasks: list[
     from varreason.eval.lm import VarReasonLM
     from varreason.eval.metrics import summarize
 
-    unknown = sorted(set(tasks) - set(ALL_TASKS))
+    unknown = sorted(set(tasks) - set(KNOWN_TASKS))
     if unknown or not tasks:
-        raise ValueError(f"unknown or no tasks {unknown}; choose from {list(ALL_TASKS)}")
+        raise ValueError(f"unknown or no tasks {unknown}; choose from {list(KNOWN_TASKS)}")
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     arith_jsonl = None
@@ -146,14 +174,15 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, tasks: list[
         arith_jsonl = write_arith_jsonl(arith_questions, work / "vr_arith.jsonl")
     for name in set(tasks) & set(MATH_TASKS):
         check_benchmark(DATA_DIR / f"{name.removeprefix('vr_')}.jsonl")
-    include = resolve_tasks(work / "tasks", arith_jsonl, repeats, sampling)
+    include = resolve_tasks(work / "tasks", arith_jsonl, repeats, sampling, local_data)
     if sampler is None:
         from varreason.backends import build_sampler
 
         sampler = build_sampler(checkpoint_dir, model_cfg, backend, batch_size, device, tensor_parallel_size,
                                 progress=False)
     lm = VarReasonLM(sampler, seed=seed, max_new_tokens=max_new_tokens, engine=backend)
-    res = lm_eval.simple_evaluate(model=lm, tasks=list(tasks), task_manager=TaskManager(include_path=str(include)),
+    tm = TaskManager(include_path=str(include), include_defaults=False)  # ours only: indexing lm-eval's own costs ~10 s
+    res = lm_eval.simple_evaluate(model=lm, tasks=list(tasks), task_manager=tm,
                                   limit=limit, bootstrap_iters=0, log_samples=True, random_seed=seed,
                                   numpy_random_seed=seed, torch_random_seed=seed, fewshot_random_seed=seed)
     out: dict = {"tasks": {}, "versions": versions(backend), "seed": seed, "limit": limit,
@@ -163,7 +192,8 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, tasks: list[
         counts = [(int(s["n_samples"]), round(s["avg_at_n"] * s["n_samples"])) for s in samples]
         scores = summarize(counts, list(pass_k), n_boot=n_boot, seed=seed)
         agg = res["results"][name]
-        scores.update({k: int(agg[f"{k},all"]) for k in ("n_wrong", "n_pred_unparseable", "n_gold_unparseable")})
+        scores.update({k: int(agg[f"{k},all"]) for k in ("n_wrong", "n_pred_unparseable", "n_gold_unparseable",
+                                                          "n_timeout") if f"{k},all" in agg})
         scores["lm_eval_avg_at_n"] = agg["avg_at_n,all"]
         scores["version"] = res["versions"].get(name)
         out["tasks"][name] = scores

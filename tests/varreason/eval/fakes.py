@@ -50,3 +50,24 @@ class OracleSampler:
 
     def sync_weights(self, checkpoint):
         pass
+
+
+class ScriptedSampler:
+    """Answers by lookup: ``script[key]`` is the list of responses of the question whose prompt contains ``key``;
+    sample j gets response ``j % len``. For the hub-suite tests, where the graded outcome of every sample is known
+    by hand."""
+
+    def __init__(self, script: dict[str, list[str]]):
+        self.script = script
+
+    def generate(self, prompts, params, seeds):
+        out = []
+        for p in prompts:
+            keys = [k for k in self.script if k in p]
+            assert len(keys) == 1, (keys, p[-200:])
+            rs = self.script[keys[0]]
+            out.append([Completion(rs[j % len(rs)], [], [], [], "stop") for j in range(params.n)])
+        return Rollouts(out, n_generated=0)
+
+    def sync_weights(self, checkpoint):
+        pass

@@ -72,6 +72,20 @@ def test_multiple_choice():
     assert grade_choice("B", r"\boxed{42}").outcome is Outcome.PRED_UNPARSEABLE
     assert grade_choice("B", "no letter given").outcome is Outcome.PRED_UNPARSEABLE
     assert grade_choice("K", r"\boxed{K}").outcome is Outcome.GOLD_UNPARSEABLE
+
+
+def test_multiple_choice_within_the_question_options():
+    four = 4  # GPQA: A-D
+    assert grade_choice("C", r"t<|begin_of_solution|>\boxed{C}", four).correct
+    assert grade_choice("C", r"t<|begin_of_solution|>\boxed{B}", four).outcome is Outcome.WRONG
+    # a box in the thought does not count once there is a solution block
+    assert grade_choice("C", r"\boxed{C}<|begin_of_solution|>so it is", four).outcome is Outcome.PRED_UNPARSEABLE
+    # E names no option of a 4-option question; a 10-option question (MMLU-Pro) has it
+    assert grade_choice("C", r"\boxed{E}", four).outcome is Outcome.PRED_UNPARSEABLE
+    assert grade_choice("E", r"\boxed{E}", 10).correct
+    # a gold past the options is broken data: never correct, even when the prediction equals it
+    assert grade_choice("E", r"\boxed{E}", four).outcome is Outcome.GOLD_UNPARSEABLE
+    assert grade_choice("", r"\boxed{A}", four).outcome is Outcome.GOLD_UNPARSEABLE
     assert extract_choice(r"answer: a, then \boxed{D}") == "D"
 
 

@@ -1,8 +1,12 @@
 """lm-eval task hooks (``!function utils.*``): prompts and per-document grading. All logic lives in
 ``varreason.eval.prompts`` and ``varreason.eval.grader``; this file only adapts them to lm-eval's signatures."""
 
-from varreason.eval.grader import Outcome, grade_answer, grade_math
-from varreason.eval.prompts import arith_prompt, math_prompt
+from functools import partial
+
+from varreason.eval.code_grader import grade_code, parse_tests
+from varreason.eval.grader import Outcome, grade_answer, grade_choice, grade_math
+from varreason.eval.prompts import arith_prompt, code_prompt, gpqa_prompt, math_prompt, mmlu_pro_prompt
+from varreason.eval.suites import gpqa_doc, olympiadbench_doc
 
 
 def doc_to_text_math(doc: dict) -> str:
@@ -13,13 +17,51 @@ def doc_to_text_arith(doc: dict) -> str:
     return arith_prompt(doc["question"])
 
 
-def _summary(outcomes: list[Outcome]) -> dict:
+def doc_to_text_gpqa(doc: dict) -> str:
+    return gpqa_prompt(doc["Question"], doc["choices"])
+
+
+def doc_to_text_mmlu_pro(doc: dict) -> str:
+    return mmlu_pro_prompt(doc["question"], doc["options"])
+
+
+def doc_to_text_code(doc: dict) -> str:
+    """The starter code is shown only to problems with functional (LeetCode) tests, as SkyThought's is_stdin."""
+    try:
+        functional = parse_tests(doc["public_test_cases"], doc.get("metadata"))[1] is not None
+    except (ValueError, TypeError, AttributeError):
+        functional = False  # graded gold unparseable anyway
+    return code_prompt(doc["question_content"], (doc.get("starter_code") or "") if functional else "")
+
+
+def process_docs_gpqa(dataset):
+    return dataset.map(gpqa_doc)
+
+
+def process_docs_olympiadbench(dataset):
+    return dataset.map(olympiadbench_doc)
+
+
+def _with_difficulty(dataset, difficulty: str):
+    return dataset.filter(lambda d: d["difficulty"] == difficulty)
+
+
+process_docs_lcb_easy = partial(_with_difficulty, difficulty="easy")
+process_docs_lcb_medium = partial(_with_difficulty, difficulty="medium")
+process_docs_lcb_hard = partial(_with_difficulty, difficulty="hard")
+
+
+def _summary(outcomes: list[Outcome], timeouts: bool = False) -> dict:
+    """``timeouts``: also count ``n_timeout`` (code tasks only, so the other tasks' metrics stay as they were)."""
     n = len(outcomes)
-    return {"avg_at_n": sum(o is Outcome.CORRECT for o in outcomes) / n,
-            "n_samples": n,
-            "n_wrong": sum(o is Outcome.WRONG for o in outcomes),
-            "n_pred_unparseable": sum(o is Outcome.PRED_UNPARSEABLE for o in outcomes),
-            "n_gold_unparseable": sum(o is Outcome.GOLD_UNPARSEABLE for o in outcomes)}
+    out = {"avg_at_n": sum(o is Outcome.CORRECT for o in outcomes) / n,
+           "n_samples": n,
+           "n_wrong": sum(o is Outcome.WRONG for o in outcomes),
+           "n_pred_unparseable": sum(o is Outcome.PRED_UNPARSEABLE for o in outcomes),
+           "n_gold_unparseable": sum(o is Outcome.GOLD_UNPARSEABLE for o in outcomes)}
+    if timeouts:
+        out["n_timeout"] = sum(o is Outcome.TIMEOUT for o in outcomes)
+    return out
 
 
 def _responses(results: list) -> list[str]:
@@ -37,9 +79,26 @@ def process_results_arith(doc: dict, results: list) -> dict:
     return _summary([grade_math(doc["answer"], r).outcome for r in _responses(results)])
 
 
+def process_results_gpqa(doc: dict, results: list) -> dict:
+    return _summary([grade_choice(doc["answer"], r, n_options=4).outcome for r in _responses(results)])
+
+
+def process_results_mmlu_pro(doc: dict, results: list) -> dict:
+    n = len(doc["options"])
+    return _summary([grade_choice(doc["answer"], r, n_options=n).outcome for r in _responses(results)])
+
+
+def process_results_code(doc: dict, results: list) -> dict:
+    """Each sample's last python block run on the public tests (code_grader: wrong / timeout / unparseable)."""
+    return _summary([grade_code(doc["public_test_cases"], r, doc.get("metadata")).outcome
+                     for r in _responses(results)], timeouts=True)
+
+
 def agg_sum(values: list) -> float:
     return sum(values)
 
 
 __all__ = ["grade_answer", "doc_to_text_math", "doc_to_text_arith", "process_results_math", "process_results_arith",
-           "agg_sum"]
+           "agg_sum", "doc_to_text_gpqa", "doc_to_text_mmlu_pro", "doc_to_text_code", "process_docs_gpqa",
+           "process_docs_olympiadbench", "process_docs_lcb_easy", "process_docs_lcb_medium", "process_docs_lcb_hard",
+           "process_results_gpqa", "process_results_mmlu_pro", "process_results_code"]
