@@ -1,0 +1,83 @@
+"""Shard fan-out for the ``vr-em`` flow: one task run per question range, on the runner ``params.yaml`` names.
+
+``sharded(cfg, step_task)`` is ``step_task`` itself when ``sharding.shards`` is 1 (the call and its cache key
+stay as they were); otherwise a callable with the same arguments that runs the subflow ``shards`` (task runner
+from ``sharding.runner``): one ``<task>-<label>-s<i>`` run per range of ``shard_ranges(n_train, shards)``, each
+cached and retried on its own, then ``merge-<task>-<label>`` (varreason.shards.merge_shards). A failed shard
+fails the pass; the re-run recomputes only it (the others are cache hits). The runners:
+
+* ``local``: Prefect's thread pool in the flow's process.
+* ``ray``: prefect-ray's ``RayTaskRunner``; the flow process joins ``sharding.ray_address`` or starts a local
+  cluster (``ray_num_cpus``) once and keeps it for the run. Ray workers import ``tasks``/``varreason`` from the
+  driver's working directory on a local cluster; on a real cluster the nodes need this package installed and
+  ``artifacts_dir`` on a file system every node sees. A GPU shard asks Ray for its GPUs (``shard_gpus``), since
+  Ray hides the GPUs from tasks that ask for none.
+"""
+
+from __future__ import annotations
+
+import inspect
+from contextlib import nullcontext
+
+from prefect import flow
+from prefect.task_runners import ThreadPoolTaskRunner
+
+from tasks.sampling import rollout_answers, sample_responses, sample_traces
+from tasks.sharding import merge_shards
+from tasks.weighting import score_traces
+from varreason.config import ExperimentConfig, ShardingConfig
+from varreason.plan import shard_gpus
+from varreason.shards import shard_ranges
+
+SHARDED = {t.name: t for t in (sample_traces, score_traces, rollout_answers, sample_responses)}
+
+
+def _local(cfg: ShardingConfig):
+    return ThreadPoolTaskRunner(max_workers=cfg.shards)
+
+
+def _ray(cfg: ShardingConfig):
+    import ray  # lazily: ray costs seconds to import and only the ray runner needs it
+    from prefect_ray import RayTaskRunner
+
+    if not ray.is_initialized():  # RayTaskRunner reuses it and leaves it up: one cluster start per flow process
+        local = cfg.ray_address is None
+        ray.init(address=cfg.ray_address, num_cpus=cfg.ray_num_cpus if local else None,
+                 include_dashboard=False if local else None, namespace="prefect")
+    return RayTaskRunner(address=cfg.ray_address)
+
+
+RUNNERS = {"local": _local, "ray": _ray}
+
+
+def _gpu_options(runner: str, gpus: int):
+    if runner != "ray" or not gpus:
+        return nullcontext()
+    from prefect_ray.context import remote_options
+
+    return remote_options(num_gpus=gpus)
+
+
+@flow(name="shards", flow_run_name="{name}-{label}-shards")
+def _fan_out(name: str, calls: list[dict], label: str, root: str, runner: str, gpus: int):
+    """Submit ``SHARDED[name]`` once per call (all at once, so they run in parallel), then merge in range order."""
+    with _gpu_options(runner, gpus):
+        futures = [SHARDED[name].submit(**kw) for kw in calls]
+    return merge_shards([f.result() for f in futures], f"{name}-{label}", root)
+
+
+def sharded(cfg: ExperimentConfig, step_task):
+    """``step_task`` (one of ``SHARDED``) split over ``cfg.sharding.shards`` ranges of the train questions."""
+    s = cfg.sharding
+    if s.shards == 1:
+        return step_task
+    signature = inspect.signature(step_task.fn)
+
+    def run(*args, **kwargs):
+        kw = dict(signature.bind(*args, **kwargs).arguments)
+        calls = [{**kw, "label": f"{kw['label']}-s{i}", "shard": r}
+                 for i, r in enumerate(shard_ranges(cfg.data.n_train, s.shards))]
+        fan_out = _fan_out.with_options(task_runner=RUNNERS[s.runner](s))
+        return fan_out(step_task.name, calls, kw["label"], kw["root"], s.runner, shard_gpus(cfg, step_task.name))
+
+    return run
