@@ -6,7 +6,7 @@ from ``sharding.runner``): one ``<task>-<label>-s<i>`` run per range of ``shard_
 cached and retried on its own, then ``merge-<task>-<label>`` (varreason.shards.merge_shards). A failed shard
 fails the pass; the re-run recomputes only it (the others are cache hits). The runners:
 
-* ``local``: Prefect's thread pool in the flow's process.
+* ``local``: in the flow's process, one shard after another (each still cached and retried on its own).
 * ``ray``: prefect-ray's ``RayTaskRunner``; the flow process joins ``sharding.ray_address`` or starts a local
   cluster (``ray_num_cpus``) once and keeps it for the run. Ray workers import ``tasks``/``varreason`` from the
   driver's working directory on a local cluster; on a real cluster the nodes need this package installed and
@@ -20,6 +20,7 @@ import inspect
 from contextlib import nullcontext
 
 from prefect import flow
+from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
 from tasks.sampling import rollout_answers, sample_responses, sample_traces
@@ -33,7 +34,9 @@ SHARDED = {t.name: t for t in (sample_traces, score_traces, rollout_answers, sam
 
 
 def _local(cfg: ShardingConfig):
-    return ThreadPoolTaskRunner(max_workers=cfg.shards)
+    # One shard at a time: transformers' checkpoint loading is not thread-safe (concurrent loads in one process
+    # fail on meta tensors), and one machine's device is shared anyway. Parallel shards on one machine: `ray`.
+    return ThreadPoolTaskRunner(max_workers=1)
 
 
 def _ray(cfg: ShardingConfig):
@@ -63,6 +66,7 @@ def _fan_out(name: str, calls: list[dict], label: str, root: str, runner: str, g
     """Submit ``SHARDED[name]`` once per call (all at once, so they run in parallel), then merge in range order."""
     with _gpu_options(runner, gpus):
         futures = [SHARDED[name].submit(**kw) for kw in calls]
+    wait(futures)  # every shard finishes (and is cached) before a failed one fails the pass: the re-run redoes it alone
     return merge_shards([f.result() for f in futures], f"{name}-{label}", root)
 
 

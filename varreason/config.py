@@ -187,7 +187,7 @@ class BaselinesConfig(_Frozen):
 class ShardingConfig(_Frozen):
     """Sampling, scoring and answer verification of the training questions split by question range into
     ``shards`` parallel task runs, each cached on its own (a crash costs one shard, not a pass), on ``runner``:
-    ``local`` (Prefect's thread pool in the flow's process) or ``ray`` (prefect-ray's RayTaskRunner)."""
+    ``local`` (the flow's process, one shard at a time) or ``ray`` (prefect-ray's RayTaskRunner, in parallel)."""
 
     shards: int = Field(1, ge=1, description="pieces per sampling/scoring/verification pass (1: unsharded)")
     runner: Literal["local", "ray"] = "local"

@@ -196,7 +196,7 @@ def format_shards(cfg: ExperimentConfig) -> list[str]:
     if len(ranges) == 1:
         return [f"sharding: none (sharding.shards = 1): {', '.join(SHARDED_TASKS)} run as one task each"]
     cluster = s.ray_address or f"a local cluster, {s.ray_num_cpus or 'all'} CPUs"
-    where = "Prefect's thread pool" if s.runner == "local" else f"Ray via prefect-ray ({cluster})"
+    where = "the flow's process, one shard at a time" if s.runner == "local" else f"Ray via prefect-ray ({cluster})"
     lines = [f"sharding: {', '.join(SHARDED_TASKS)} each split into {len(ranges)} task runs "
              f"(<task>-s<i>, gpus column = per shard) over the {n} train questions, then merge-<task>; "
              f"runner: {where}", "", "| shard | questions | count |", "|---|---|---|"]

@@ -74,7 +74,7 @@ def test_shard_plan_follows_params():
     t = by_task(plan_round(c))
     assert t["sample-traces-em-gml-r1"].shards == 3 and t["evaluate-sft-r0"].shards == 1
     text = format_plan(c, list(t.values()))
-    assert "| s0 | [0, 4) | 4 |" in text and "| s2 | [7, 10) | 3 |" in text and "Prefect's thread pool" in text
+    assert "| s0 | [0, 4) | 4 |" in text and "| s2 | [7, 10) | 3 |" in text and "one shard at a time" in text
 
 
 def test_cli_plan_prints_without_running(capsys):
