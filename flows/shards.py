@@ -53,6 +53,21 @@ def _ray(cfg: ShardingConfig):
 RUNNERS = {"local": _local, "ray": _ray}
 
 
+def _pinned_api(runner: str):
+    """Ray workers get the flow's Prefect settings, not its process: under the ephemeral server (no
+    PREFECT_API_URL, e.g. ``python -m flows.vr_em``) each worker would start a server of its own and record its
+    shards there. Pin the URL of the server this flow talks to, so the shards land in the flow's run."""
+    from prefect.settings import PREFECT_API_URL, temporary_settings
+
+    if runner != "ray" or PREFECT_API_URL.value():
+        return nullcontext()
+    from prefect.client.orchestration import get_client
+
+    with get_client(sync_client=True) as client:
+        url = str(client.api_url).rstrip("/")
+    return temporary_settings(updates={PREFECT_API_URL: url})
+
+
 def _gpu_options(runner: str, gpus: int):
     if runner != "ray" or not gpus:
         return nullcontext()
@@ -82,6 +97,7 @@ def sharded(cfg: ExperimentConfig, step_task):
         calls = [{**kw, "label": f"{kw['label']}-s{i}", "shard": r}
                  for i, r in enumerate(shard_ranges(cfg.data.n_train, s.shards))]
         fan_out = _fan_out.with_options(task_runner=RUNNERS[s.runner](s))
-        return fan_out(step_task.name, calls, kw["label"], kw["root"], s.runner, shard_gpus(cfg, step_task.name))
+        with _pinned_api(s.runner):
+            return fan_out(step_task.name, calls, kw["label"], kw["root"], s.runner, shard_gpus(cfg, step_task.name))
 
     return run
