@@ -72,7 +72,7 @@ def _fan_out_run(name):
 
 @pytest.mark.slow
 def test_sharded_sampling_on_local_ray_cluster_equals_unsharded(harness, setup):
-    ray = pytest.importorskip("ray")
+    import ray
     c, root, task, model, want = setup
     c = c.model_copy(update={"sharding": c.sharding.model_copy(update={"shards": SHARDS, "runner": "ray",
                                                                          "ray_num_cpus": 2})})
