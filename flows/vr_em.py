@@ -14,6 +14,7 @@ if __name__ == "__main__":  # the CLI validates params.yaml before Prefect is im
 
 from prefect import flow
 
+from flows.shards import sharded
 from tasks.data import build_seed_set, build_task, init_backbone
 from tasks.evaluation import evaluate, publish_results
 from tasks.preflight import preflight
@@ -29,18 +30,18 @@ from varreason.report import Stage
 def _em_round(cfg, est, r, pi, q, pi0, task, stages):
     c, root, tag = cfg, cfg.artifacts_dir, f"em-{est}-r{r}"
     scorer = pi0 if c.em.weights_model == "initial" else pi
-    traces = sample_traces(c.sampling, c.model, c.prompt, q, task, c.seed, r, tag, root)
+    traces = sharded(c, sample_traces)(c.sampling, c.model, c.prompt, q, task, c.seed, r, tag, root)
     temp = c.sampling.temperature if c.objective.proposal_density == "tempered" else 1.0
-    scores = score_traces(c.model, c.prompt, scorer, q, traces, task, temp, tag, root)
-    answers = (rollout_answers(c.sampling, c.model, c.prompt, scorer, traces, task, c.seed, tag, root)
+    scores = sharded(c, score_traces)(c.model, c.prompt, scorer, q, traces, task, temp, tag, root)
+    answers = (sharded(c, rollout_answers)(c.sampling, c.model, c.prompt, scorer, traces, task, c.seed, tag, root)
                if est == "acc" else None)
     weights = weigh_traces(est, traces, scores, answers, tag, root)
     examples = build_reasoner_set(c.objective, est, c.prompt, weights, traces, answers, task, tag, root)
     init = pi0 if c.em.reasoner_init == "initial" else pi
     pi = train_model(c.train, c.model, init, [examples], c.train.steps, c.seed + r, f"pi-{tag}", root)
     if c.em.refresh_posterior:
-        resp = sample_responses(c.sampling, c.model, c.prompt, pi, task, c.sampling.traces_per_question, c.seed,
-                                f"refresh-r{r}", tag, root)
+        resp = sharded(c, sample_responses)(c.sampling, c.model, c.prompt, pi, task, c.sampling.traces_per_question,
+                                            c.seed, f"refresh-r{r}", tag, root)
         post_set = build_posterior_set(c.prompt, resp, task, tag, root)
         q = train_model(c.train, c.model, q, [post_set], c.train.posterior_steps, c.seed + r, f"q-{tag}", root)
         stages += [Stage(f"em-{est}", r, "refresh-sample", resp), Stage(f"em-{est}", r, "refresh-train", q)]
@@ -75,8 +76,8 @@ def vr_em(profile: str | None = None, params_path: str = "params.yaml", override
                                                                  c.seed, f"em-{est}-r{r}", root)))
     pi = pi0
     for r in range(1, c.em.rounds + 1) if c.baselines.rft else ():
-        resp = sample_responses(c.sampling, c.model, c.prompt, pi, task, c.baselines.rft_samples, c.seed,
-                                f"rft-r{r}", f"rft-r{r}", root)
+        resp = sharded(c, sample_responses)(c.sampling, c.model, c.prompt, pi, task, c.baselines.rft_samples, c.seed,
+                                            f"rft-r{r}", f"rft-r{r}", root)
         examples = build_rft_set(c.prompt, resp, task, c.objective.mix_seed_data, f"rft-r{r}", root)
         pi = train_model(c.train, c.model, pi0 if c.em.reasoner_init == "initial" else pi, [examples],
                          c.train.steps, c.seed + r, f"pi-rft-r{r}", root)

@@ -8,13 +8,14 @@ from tasks.caching import STEP
 from varreason.config import ModelConfig, ObjectiveConfig, PromptConfig
 from varreason.io import ArtifactRef
 from varreason.pipeline import weigh
+from varreason.shards import Shard
 
 
 @task(name="score-traces", task_run_name="score-traces-{label}", tags=["gpu"], **STEP)
 def score_traces(model: ModelConfig, prompt: PromptConfig, reasoner: ArtifactRef, posterior: ArtifactRef,
-                 traces: ArtifactRef, task_data: ArtifactRef, temperature: float, label: str, root: str
-                 ) -> ArtifactRef:
-    return weigh.score_traces(model, prompt, reasoner, posterior, traces, task_data, temperature, root)
+                 traces: ArtifactRef, task_data: ArtifactRef, temperature: float, label: str, root: str,
+                 shard: Shard | None = None) -> ArtifactRef:
+    return weigh.score_traces(model, prompt, reasoner, posterior, traces, task_data, temperature, root, shard=shard)
 
 
 @task(name="weigh-traces", task_run_name="weigh-traces-{label}", **STEP)

@@ -201,6 +201,18 @@ class BaselinesConfig(_Frozen):
     rft_samples: int = Field(ge=1, description="samples per question from pi for RFT (match K for equal budget)")
 
 
+class ShardingConfig(_Frozen):
+    """Sampling, scoring and answer verification of the training questions split by question range into
+    ``shards`` parallel task runs, each cached on its own (a crash costs one shard, not a pass), on ``runner``:
+    ``local`` (the flow's process, one shard at a time) or ``ray`` (prefect-ray's RayTaskRunner, in parallel)."""
+
+    shards: int = Field(1, ge=1, description="pieces per sampling/scoring/verification pass (1: unsharded)")
+    runner: Literal["local", "ray"] = "local"
+    ray_address: str | None = Field(None, description="ray only: a running cluster ('auto', 'ray://head:10001'); "
+                                    "None starts a local one in the flow's process")
+    ray_num_cpus: int | None = Field(None, ge=1, description="ray only: CPUs of a local cluster (None: all)")
+
+
 class ExperimentConfig(_Frozen):
     profile: str
     seed: int = Field(ge=0)
@@ -213,6 +225,7 @@ class ExperimentConfig(_Frozen):
     eval: EvalConfig
     em: EMConfig
     baselines: BaselinesConfig
+    sharding: ShardingConfig = ShardingConfig()
     artifacts_dir: str = Field(description="root of the content-addressed artifact store")
     results_dir: str = Field(description="where the results table, plot and metrics JSON go")
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, fields
 
 from varreason.config import ExperimentConfig
+from varreason.shards import shard_ranges
 
 
 @dataclass(frozen=True)
@@ -41,6 +42,17 @@ def _trainer(cfg: ExperimentConfig) -> tuple[int, str]:
     if la is None or la.num_processes <= 1:
         return (0 if cfg.model.kind == "tiny" else 1), "in-process"
     return la.num_processes, f"{la.kind} x{la.num_processes}" + (f" ({la.config})" if la.config else "")
+
+
+SHARDED_TASKS = ("sample-traces", "score-traces", "rollout-answers", "sample-responses")
+
+
+def shard_gpus(cfg: ExperimentConfig, task: str) -> int:
+    """Devices one shard of ``task`` (one of ``SHARDED_TASKS``) asks for: the sampler's (vLLM: its tensor
+    parallel size), or one scoring model (none for the tiny CPU model)."""
+    if task not in SHARDED_TASKS:
+        raise ValueError(f"{task!r} is not sharded; sharded tasks: {SHARDED_TASKS}")
+    return (0 if cfg.model.kind == "tiny" else 1) if task == "score-traces" else _sampler(cfg)[0]
 
 
 def _eval_requests(cfg: ExperimentConfig) -> tuple[int, str]:
@@ -74,12 +86,15 @@ def plan_round(cfg: ExperimentConfig, round_: int = 1) -> list[PlanRow]:
     sg, sl = _sampler(c)
     tg, tl = _trainer(c)
     sg1 = 0 if c.model.kind == "tiny" else 1  # scoring runs one model per process here
-    shards = 1  # TODO(ray-helper): shard count per sampling/scoring task once sharding lands
+    n_shards = len(shard_ranges(n, c.sharding.shards))
     rows: list[PlanRow] = []
 
     def add(task, step, inputs, gpus, launcher, tokens, note, key):
-        rows.append(PlanRow(task, step, tuple(inputs), gpus, launcher, shards if gpus or launcher.startswith("vllm")
-                            else 1, tokens, note, _art(c, step, key)))
+        sharded = task.startswith(SHARDED_TASKS)  # the passes over the train split; evaluation is not sharded
+        art = _art(c, step, key)
+        if sharded and n_shards > 1:
+            art = f"{_art(c, step, key + ', shard')} x{n_shards}, merged into {_art(c, step, 'shard hashes')}"
+        rows.append(PlanRow(task, step, tuple(inputs), gpus, launcher, n_shards if sharded else 1, tokens, note, art))
 
     def train(name, inputs, steps):
         add(f"train-{name}", "checkpoint", inputs, tg, tl, steps * t.batch_size * L,
@@ -170,8 +185,23 @@ def format_plan(cfg: ExperimentConfig, rows: list[PlanRow]) -> str:
     total = sum(r.est_tokens for r in rows)
     gpu_tasks = sum(r.gpus > 0 for r in rows)
     lines += ["", f"{len(rows)} task runs, {gpu_tasks} of them on GPUs (largest request: "
-              f"{max(r.gpus for r in rows)} GPUs); at most {_human(total)} tokens in all"]
+              f"{max(r.gpus for r in rows)} GPUs); at most {_human(total)} tokens in all", "", *format_shards(cfg)]
     return "\n".join(lines)
+
+
+def format_shards(cfg: ExperimentConfig) -> list[str]:
+    """The shard plan: which question ranges each sharded pass splits into, and where the shards run."""
+    s, n = cfg.sharding, cfg.data.n_train
+    ranges = shard_ranges(n, s.shards)
+    if len(ranges) == 1:
+        return [f"sharding: none (sharding.shards = 1): {', '.join(SHARDED_TASKS)} run as one task each"]
+    cluster = s.ray_address or f"a local cluster, {s.ray_num_cpus or 'all'} CPUs"
+    where = "the flow's process, one shard at a time" if s.runner == "local" else f"Ray via prefect-ray ({cluster})"
+    lines = [f"sharding: {', '.join(SHARDED_TASKS)} each split into {len(ranges)} task runs "
+             f"(<task>-s<i>, gpus column = per shard) over the {n} train questions, then merge-<task>; "
+             f"runner: {where}", "", "| shard | questions | count |", "|---|---|---|"]
+    lines += [f"| s{i} | [{a}, {b}) | {b - a} |" for i, (a, b) in enumerate(ranges)]
+    return lines
 
 
 COLUMNS = tuple(f.name for f in fields(PlanRow))

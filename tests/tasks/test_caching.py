@@ -36,9 +36,9 @@ def test_key_follows_code_and_store(tmp_path, monkeypatch):
 
 
 def test_every_step_task_uses_the_cache_policy():
-    from tasks import data, evaluation, sampling, training, weighting
+    from tasks import data, evaluation, sampling, sharding, training, weighting
 
-    tasks = [getattr(m, n) for m in (data, sampling, training, weighting) for n in dir(m)
+    tasks = [getattr(m, n) for m in (data, sampling, sharding, training, weighting) for n in dir(m)
              if hasattr(getattr(m, n), "cache_policy") and getattr(m, n).__module__ == m.__name__]
     tasks.append(evaluation.evaluate)
     assert len(tasks) >= 11

@@ -40,7 +40,12 @@ def test_qwen3_round_resolves_every_task_with_resources_and_tokens():
                                                  "rollout-answers-em-acc-r1")
     assert t["score-traces-em-acc-r1"].inputs[0] == "train-pi0"
     assert t["train-pi-em-gml-r1"].artifact.startswith("artifacts/checkpoint/")
-    assert all(r.shards == 1 for r in rows)
+    # qwen3: sharding.shards 8; the passes over the train split are sharded, nothing else is
+    sharded = {r.task for r in rows if r.shards > 1}
+    assert sharded == {"sample-traces-em-acc-r1", "score-traces-em-acc-r1", "rollout-answers-em-acc-r1",
+                       "sample-traces-em-gml-r1", "score-traces-em-gml-r1", "sample-responses-rft-r1"}
+    assert all(r.shards == 8 for r in rows if r.task in sharded) and t["train-pi0"].shards == 1
+    assert "shard" in t["sample-traces-em-acc-r1"].artifact and "merged into" in t["sample-traces-em-acc-r1"].artifact
     assert "shards" in COLUMNS
 
 
@@ -58,8 +63,18 @@ def test_tiny_plan_is_cpu_only_and_matches_flow_names():
     t2 = by_task(plan_round(c, round_=2))
     assert t2["sample-traces-em-acc-r2"].inputs[0] == "train-q-em-acc-r1"
     assert t2["score-traces-em-acc-r2"].inputs[0] == "train-pi-em-acc-r1"
+    assert all(r.shards == 1 for r in rows)  # tiny: sharding.shards 1, so its results stay as they were
     text = format_plan(c, rows)
     assert text.count("\n| ") == len(rows) + 1  # header + one line per task
+    assert "sharding: none" in text
+
+
+def test_shard_plan_follows_params():
+    c = load_config(PARAMS, "tiny", {"sharding.shards": 3, "data.n_train": 10, "data.n_seed_traces": 5})
+    t = by_task(plan_round(c))
+    assert t["sample-traces-em-gml-r1"].shards == 3 and t["evaluate-sft-r0"].shards == 1
+    text = format_plan(c, list(t.values()))
+    assert "| s0 | [0, 4) | 4 |" in text and "| s2 | [7, 10) | 3 |" in text and "one shard at a time" in text
 
 
 def test_cli_plan_prints_without_running(capsys):
@@ -67,5 +82,8 @@ def test_cli_plan_prints_without_running(capsys):
 
     assert main(["--profile", "qwen3", "--plan"]) == 0
     out = capsys.readouterr().out
-    assert "| sample-traces-em-acc-r1 | train-q0, build-task | 4 | vllm tp=4 | 1 | 4.4G" in out
+    assert "| sample-traces-em-acc-r1 | train-q0, build-task | 4 | vllm tp=4 | 8 | 4.4G" in out
+    # the shard plan: 16710 questions in 8 ranges (2089 x 6, 2088 x 2), on Ray
+    assert "| s0 | [0, 2089) | 2089 |" in out and "| s7 | [14622, 16710) | 2088 |" in out
+    assert "runner: Ray via prefect-ray" in out
     assert "results/qwen3/" in out

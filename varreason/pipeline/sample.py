@@ -10,17 +10,20 @@ from varreason.config import ModelConfig, PromptConfig, SamplingConfig
 from varreason.io import ArtifactRef, produce, write_rows
 from varreason.pipeline.common import grade, make_sampler, questions, rows, timed
 from varreason.prompts import hint_of, parse_response, posterior_prompt, reasoner_prompt, trace_target
+from varreason.shards import Shard, in_shard, shard_key
 
 
 def sample_traces(sampling: SamplingConfig, model: ModelConfig, prompt: PromptConfig, posterior: ArtifactRef,
-                  task: ArtifactRef, seed: int, round_: int, root: str, progress: bool = True) -> ArtifactRef:
-    """traces.parquet: K traces z ~ q_phi(z | x, hint) per training question, with each token's log-prob under
-    the sampled (tempered) and the untempered posterior. A trace that never closes its thought is kept with
-    ``finished = False`` and gets weight 0 downstream (counted as ``n_unfinished``); an empty one (the marker
-    straight away) is kept and counted as ``n_empty``."""
+                  task: ArtifactRef, seed: int, round_: int, root: str, progress: bool = True,
+                  shard: Shard | None = None) -> ArtifactRef:
+    """traces.parquet: K traces z ~ q_phi(z | x, hint) per training question (those of ``shard``, a range of the
+    train split, when given), with each token's log-prob under the sampled (tempered) and the untempered
+    posterior. A trace that never closes its thought is kept with ``finished = False`` and gets weight 0
+    downstream (counted as ``n_unfinished``); an empty one (the marker straight away) is kept and counted as
+    ``n_empty``."""
 
     def build(out: Path) -> None:
-        qs = questions(task, "train")
+        qs = in_shard(questions(task, "train"), shard)
         sampler = make_sampler(sampling, model, posterior, progress)
         params = SamplingParams(n=sampling.traces_per_question, temperature=sampling.temperature,
                                 top_p=sampling.top_p, max_new_tokens=sampling.max_trace_tokens,
@@ -37,19 +40,20 @@ def sample_traces(sampling: SamplingConfig, model: ModelConfig, prompt: PromptCo
                       n_empty=sum(r["finished"] and not r["trace"].strip() for r in out_rows))
 
     key = {"sampling": sampling, "model": model, "prompt": prompt, "posterior": posterior.sha, "task": task.sha,
-           "seed": seed, "round": round_}
+           "seed": seed, "round": round_, **shard_key(shard)}
     return produce(root, "traces", key, build)
 
 
 def rollout_answers(sampling: SamplingConfig, model: ModelConfig, prompt: PromptConfig, reasoner: ArtifactRef,
-                    traces: ArtifactRef, task: ArtifactRef, seed: int, root: str, progress: bool = True
-                    ) -> ArtifactRef:
-    """answers.parquet: M answers y ~ pi(y | x, z_k) per finished trace, continuing after the end-of-thought
-    marker, each verified by the task's grader; ``first_correct`` is the solution the Acc variant trains on."""
+                    traces: ArtifactRef, task: ArtifactRef, seed: int, root: str, progress: bool = True,
+                    shard: Shard | None = None) -> ArtifactRef:
+    """answers.parquet: M answers y ~ pi(y | x, z_k) per finished trace (of ``shard``'s questions when given),
+    continuing after the end-of-thought marker, each verified by the task's grader; ``first_correct`` is the
+    solution the Acc variant trains on."""
 
     def build(out: Path) -> None:
-        answer_of = {q["id"]: q for q in questions(task, "train")}
-        trs = [t for t in rows(traces, "traces.parquet") if t["finished"]]
+        answer_of = {q["id"]: q for q in in_shard(questions(task, "train"), shard)}
+        trs = [t for t in rows(traces, "traces.parquet") if t["finished"] and t["qid"] in answer_of]
         sampler = make_sampler(sampling, model, reasoner, progress)
         params = SamplingParams(n=sampling.answer_rollouts, temperature=sampling.temperature,
                                 top_p=sampling.top_p, max_new_tokens=sampling.max_answer_tokens,
@@ -69,19 +73,20 @@ def rollout_answers(sampling: SamplingConfig, model: ModelConfig, prompt: Prompt
             st.update(tokens_generated=res.n_generated, n_rollouts=len(trs) * params.n)
 
     key = {"sampling": sampling, "model": model, "prompt": prompt, "reasoner": reasoner.sha, "traces": traces.sha,
-           "task": task.sha, "seed": seed}
+           "task": task.sha, "seed": seed, **shard_key(shard)}
     return produce(root, "answers", key, build)
 
 
 def sample_responses(sampling: SamplingConfig, model: ModelConfig, prompt: PromptConfig, reasoner: ArtifactRef,
                      task: ArtifactRef, split: str, n: int, temperature: float, top_p: float, max_new_tokens: int,
-                     seed: int, purpose: str, root: str, progress: bool = True) -> ArtifactRef:
-    """responses.parquet: n full responses (trace + solution) per question of ``split`` from pi, graded.
-    Responses without an end-of-thought or a solution block count as wrong (``parsed = False``, counted as
-    ``n_unparsed``)."""
+                     seed: int, purpose: str, root: str, progress: bool = True, shard: Shard | None = None
+                     ) -> ArtifactRef:
+    """responses.parquet: n full responses (trace + solution) per question of ``split`` (of ``shard``, a range
+    of it, when given) from pi, graded. Responses without an end-of-thought or a solution block count as wrong
+    (``parsed = False``, counted as ``n_unparsed``)."""
 
     def build(out: Path) -> None:
-        qs = questions(task, split)
+        qs = in_shard(questions(task, split), shard)
         sampler = make_sampler(sampling, model, reasoner, progress)
         params = SamplingParams(n=n, temperature=temperature, top_p=top_p, max_new_tokens=max_new_tokens,
                                 stop=(prompt.end_of_solution,))
@@ -104,5 +109,5 @@ def sample_responses(sampling: SamplingConfig, model: ModelConfig, prompt: Promp
     engine = {"backend": sampling.backend, "batch_size": sampling.batch_size, "tp": sampling.tensor_parallel_size}
     key = {"engine": engine, "model": model, "prompt": prompt, "reasoner": reasoner.sha, "task": task.sha,
            "split": split, "n": n, "temperature": temperature, "top_p": top_p, "max_new_tokens": max_new_tokens,
-           "seed": seed, "purpose": purpose}
+           "seed": seed, "purpose": purpose, **shard_key(shard)}
     return produce(root, "responses", key, build)

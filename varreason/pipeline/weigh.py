@@ -18,18 +18,19 @@ from varreason.prompts import (answer_target, full_response, hint_of, posterior_
                                reference_solution, trace_target)
 from varreason.scoring import score
 from varreason.selection import SELECTIONS, ScoredTrace
+from varreason.shards import Shard, in_shard, shard_key
 
 
 def score_traces(model: ModelConfig, prompt: PromptConfig, reasoner: ArtifactRef, posterior: ArtifactRef,
-                 traces: ArtifactRef, task: ArtifactRef, temperature: float, root: str, progress: bool = True
-                 ) -> ArtifactRef:
-    """scores.parquet: per finished trace, token log-probs of the trace under pi (``think_pi``) and q
-    (``think_q``), and of the reference answer after the trace under pi (``answer_pi``, GML). Both models are
-    scored at ``temperature`` (1.0 = the reference's untempered density)."""
+                 traces: ArtifactRef, task: ArtifactRef, temperature: float, root: str, progress: bool = True,
+                 shard: Shard | None = None) -> ArtifactRef:
+    """scores.parquet: per finished trace (of ``shard``'s questions when given), token log-probs of the trace
+    under pi (``think_pi``) and q (``think_q``), and of the reference answer after the trace under pi
+    (``answer_pi``, GML). Both models are scored at ``temperature`` (1.0 = the reference's untempered density)."""
 
     def build(out: Path) -> None:
-        qs = {q["id"]: q for q in questions(task, "train")}
-        trs = [t for t in rows(traces, "traces.parquet") if t["finished"]]
+        qs = {q["id"]: q for q in in_shard(questions(task, "train"), shard)}
+        trs = [t for t in rows(traces, "traces.parquet") if t["finished"] and t["qid"] in qs]
         with timed(out, temperature=temperature) as st:
             pi, tok = load_model(reasoner, model)
             enc = lambda s: tok.encode(s, add_special_tokens=False)  # noqa: E731
@@ -51,7 +52,7 @@ def score_traces(model: ModelConfig, prompt: PromptConfig, reasoner: ArtifactRef
                       + sum(len(c) + len(z) for c, z in zip(ctx_q, think)))
 
     key = {"model": model, "prompt": prompt, "reasoner": reasoner.sha, "posterior": posterior.sha,
-           "traces": traces.sha, "task": task.sha, "temperature": temperature}
+           "traces": traces.sha, "task": task.sha, "temperature": temperature, **shard_key(shard)}
     return produce(root, "scores", key, build)
 
 
