@@ -105,16 +105,18 @@ def step_key(step: str, **parts: Any) -> str:
 def produce(root: str | Path, step: str, key_parts: dict[str, Any], build: Callable[[Path], None]) -> ArtifactRef:
     """Return the artifact for ``(step, key_parts)``, building it with ``build(tmp_dir)`` if absent.
 
-    ``build`` writes files into a fresh temporary directory; it is renamed into ``<root>/<step>/<key>`` only
-    when complete. Two concurrent producers of the same key both build; the first rename wins and the other
-    discards its copy, so readers only ever see a complete directory.
+    ``build`` writes files into a fresh temporary directory, which gets its ``.complete`` marker and is then
+    renamed into ``<root>/<step>/<key>`` in one step, so a directory at the real path is always complete.
+    Safe across processes without a lock: two concurrent producers of the same key both build, the first
+    rename wins, and the other discards its copy and returns the winner's ref (no exception, no partial dir).
+    Orchestrators that want each key built once serialise producers themselves (tasks/caching.py's lock).
     """
     key = step_key(step, **key_parts)
     final = Path(root) / step / key
     if (final / _DONE).exists():
         return ArtifactRef(path=str(final), sha=(final / _DONE).read_text().strip())
-    if final.exists():  # left by a crash between rename and marker: cannot be trusted
-        shutil.rmtree(final, ignore_errors=True)
+    if final.exists():  # a marker-less dir at the real path was not put there by produce: stale, discard it
+        _discard_stale(final)
     tmp = final.parent / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
     tmp.mkdir(parents=True)
     try:
@@ -122,7 +124,7 @@ def produce(root: str | Path, step: str, key_parts: dict[str, Any], build: Calla
         sha = hash_dir(tmp)
         (tmp / _DONE).write_text(sha)
         try:
-            os.rename(tmp, final)
+            os.rename(tmp, final)  # fails (ENOTEMPTY/EEXIST) when another producer's rename came first
         except OSError:
             if not (final / _DONE).exists():
                 raise
@@ -132,6 +134,23 @@ def produce(root: str | Path, step: str, key_parts: dict[str, Any], build: Calla
         shutil.rmtree(tmp, ignore_errors=True)
         raise
     return ArtifactRef(path=str(final), sha=sha)
+
+
+def _discard_stale(final: Path) -> None:
+    """Move a marker-less ``final`` aside (atomic, so a concurrent producer never sees half of it) and delete
+    it. If a concurrent producer published a complete dir in between, that one is put back instead."""
+    aside = final.parent / f".stale-{final.name}-{uuid.uuid4().hex[:8]}"
+    try:
+        os.rename(final, aside)
+    except FileNotFoundError:  # another producer moved it first
+        return
+    if (aside / _DONE).exists():
+        try:
+            os.rename(aside, final)
+            return
+        except OSError:  # and yet another one published since: theirs stays, this copy goes
+            pass
+    shutil.rmtree(aside, ignore_errors=True)
 
 
 def work_dir(root: str | Path, step: str, key_parts: dict[str, Any]) -> Path:

@@ -115,7 +115,7 @@ def train_distributed(spec: dict) -> TrainResult | None:
 def _save(acc, state_dir: Path, meta: dict) -> None:
     """Every rank writes its part of ``step-<n>/``; then rank 0 points ``latest.json`` at it and drops older ones."""
     target = state_dir / f"step-{meta['step']}"
-    acc.save_state(str(target))
+    acc.save_state(str(target), safe_serialization=True)  # covers the DDP model only; see _resume
     acc.wait_for_everyone()  # latest.json must never name a state some rank is still writing
     if acc.is_main_process:
         write_json(state_dir / "latest.json", meta)
@@ -135,7 +135,10 @@ def _resume(acc, state_dir: Path | None, rng: random.Random, steps: int, n_data:
     if meta["steps"] != steps or meta["n_data"] != n_data:
         raise RuntimeError(f"{state_dir} holds the state of another run ({meta['steps']} steps, "
                            f"{meta['n_data']} examples); delete it to start afresh")
-    acc.load_state(str(state_dir / f"step-{meta['step']}"))
+    # accelerate writes the optimizer (and under FSDP the model) and the RNG states with torch.save; loading
+    # them with weights_only=True runs torch's restricted unpickler (tensors and containers, no code). They are
+    # this job's own scratch files in the artifact store's work dir, never downloaded.
+    acc.load_state(str(state_dir / f"step-{meta['step']}"), load_kwargs={"weights_only": True})
     version, internal, gauss = meta["rng"]
     rng.setstate((version, tuple(internal), gauss))
     if acc.is_main_process:

@@ -7,13 +7,14 @@ steps, so every method gets the same compute whatever the size of its training s
 
 Resume: with ``checkpoint_every > 0`` and a ``state_dir``, the full training state (weights, AdamW moments,
 step, the batch queue, Python and torch RNG states, running counters) is written atomically to
-``state_dir/state.pt`` every ``checkpoint_every`` steps, and a later call with the same arguments continues
-from it. The schedule is a pure function of the step (``lr_at``), so no scheduler object is saved. A resumed
+``state_dir/state.safetensors`` (tensors, plus the rest as JSON in its header; no pickle) every
+``checkpoint_every`` steps, and a later call with the same arguments continues from it. The schedule is a pure function of the step (``lr_at``), so no scheduler object is saved. A resumed
 run is bit-identical to an uninterrupted one (``tests/varreason/test_training_resume.py``).
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import random
@@ -105,23 +106,78 @@ def lr_at(step: int, total: int, warmup: int, base: float) -> float:
     return base * 0.5 * (1 + math.cos(math.pi * progress))
 
 
-STATE_FILE = "state.pt"
+STATE_FILE = "state.safetensors"
+_META = "varreason_state"
 
 
 def save_state(state_dir: Path, state: dict) -> None:
-    """Write ``state`` to ``state_dir/state.pt`` through a temp file and rename (a kill leaves the old one)."""
+    """Write ``state`` (nested dicts/lists/tuples of tensors and JSON scalars) to ``state_dir/state.safetensors``.
+
+    Tensors go in the safetensors body; everything else (step, counters, the batch queue, the Python RNG state,
+    AdamW's param groups) goes as JSON in the file's header, tensors replaced by their names. One file, so one
+    atomic rename publishes both halves (a kill leaves the previous state), and loading runs no pickle.
+    """
+    from safetensors.torch import save_file
+
+    tensors: dict[str, torch.Tensor] = {}
+    skeleton = _split(state, "", tensors, set())
     state_dir.mkdir(parents=True, exist_ok=True)
     tmp = state_dir / f".{STATE_FILE}.{os.getpid()}.tmp"
-    torch.save(state, tmp)
+    save_file(tensors, tmp, metadata={_META: json.dumps(skeleton)})
     os.replace(tmp, state_dir / STATE_FILE)
 
 
 def load_state(state_dir: Path | None) -> dict | None:
-    """The saved state, or None. Only tensors and plain containers are unpickled (``weights_only``)."""
+    """The saved state, or None. Read with safetensors and ``json``: nothing on disk is unpickled."""
+    from safetensors import safe_open
+
     path = None if state_dir is None else Path(state_dir) / STATE_FILE
     if path is None or not path.exists():
         return None
-    return torch.load(path, map_location="cpu", weights_only=True)
+    with safe_open(path, framework="pt", device="cpu") as f:
+        tensors = {k: f.get_tensor(k) for k in f.keys()}
+        skeleton = json.loads(f.metadata()[_META])
+    return _join(skeleton, tensors)
+
+
+def _split(obj, name: str, tensors: dict, seen: set):
+    """JSON skeleton of ``obj`` with each tensor moved into ``tensors`` under its path. Dicts keep their key
+    types (AdamW's state is keyed by int) and tuples stay tuples, so ``_join`` rebuilds ``obj`` exactly."""
+    if isinstance(obj, torch.Tensor):
+        t = obj.detach().cpu().contiguous()
+        if t.data_ptr() in seen:  # tied weights share storage, which safetensors refuses: store a copy
+            t = t.clone()
+        seen.add(t.data_ptr())
+        tensors[name] = t
+        return {"tensor": name}
+    if isinstance(obj, dict):
+        return {"dict": [[k, _split(v, f"{name}/{k}", tensors, seen)] for k, v in obj.items()]}
+    if isinstance(obj, (list, tuple)) and all(_plain(v) for v in obj):  # batch queues, RNG words: compact
+        return {"tuple_of" if isinstance(obj, tuple) else "list_of": list(obj)}
+    if isinstance(obj, (list, tuple)):
+        items = [_split(v, f"{name}/{i}", tensors, seen) for i, v in enumerate(obj)]
+        return {"tuple" if isinstance(obj, tuple) else "list": items}
+    if _plain(obj):
+        return {"value": obj}
+    raise TypeError(f"cannot save {type(obj).__name__} at {name!r} in a training state")
+
+
+def _plain(obj) -> bool:
+    return obj is None or isinstance(obj, (bool, int, float, str))
+
+
+def _join(node, tensors: dict):
+    (kind, body), = node.items()
+    if kind == "tensor":
+        return tensors[body]
+    if kind == "dict":
+        return {k: _join(v, tensors) for k, v in body}
+    if kind in ("list", "tuple"):
+        items = [_join(v, tensors) for v in body]
+        return tuple(items) if kind == "tuple" else items
+    if kind == "tuple_of":
+        return tuple(body)
+    return body  # "value", "list_of"
 
 
 def _rng_state(rng: random.Random) -> dict:

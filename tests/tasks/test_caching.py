@@ -3,6 +3,7 @@
 from types import SimpleNamespace
 
 import pytest
+from prefect.transactions import IsolationLevel
 
 from tasks import caching
 
@@ -45,4 +46,6 @@ def test_every_step_task_uses_the_cache_policy():
     for t in tasks:
         assert t.cache_policy is caching.CACHE, t.name
         assert t.retries == 2 and t.retry_condition_fn is caching.is_transient, t.name
+        assert t.cache_policy.isolation_level == IsolationLevel.SERIALIZABLE, t.name
+        assert t.cache_policy.lock_manager is caching.LOCKS, t.name
     assert SimpleNamespace  # keep import used

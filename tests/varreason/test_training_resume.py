@@ -68,7 +68,7 @@ def test_killed_training_resumes_bit_identical(tmp_path):
         child.send_signal(signal.SIGKILL)
         child.wait(timeout=60)
     # the kill left a state but no finished checkpoint
-    states = list((root / "checkpoint").glob(".work-*/state.pt"))
+    states = list((root / "checkpoint").glob(".work-*/state.safetensors"))
     assert len(states) == 1
     assert not [p for p in (root / "checkpoint").iterdir() if not p.name.startswith(".")]
 
@@ -84,9 +84,7 @@ def test_killed_training_resumes_bit_identical(tmp_path):
 
 
 def test_state_of_another_run_is_refused(tmp_path):
-    import torch
-
-    from varreason.training import Example, save_state, train_sft
+    from varreason.training import Example, load_state, save_state, train_sft
     from varreason.config import load_config
     from varreason.modeling import build_char_tokenizer, build_tiny_model
 
@@ -96,4 +94,4 @@ def test_state_of_another_run_is_refused(tmp_path):
     save_state(tmp_path, {"steps": 99, "n_data": 1, "step": 2})
     with pytest.raises(RuntimeError, match="another run"):
         train_sft(model, tok, [Example("1+1", "2")], cfg.train, 4, 32, 0, progress=False, state_dir=tmp_path)
-    assert torch.load(tmp_path / "state.pt", weights_only=True)["steps"] == 99
+    assert load_state(tmp_path)["steps"] == 99

@@ -41,7 +41,8 @@ class VLLMSampler:
         self._kwargs = dict(tensor_parallel_size=tensor_parallel_size, dtype=model_cfg.dtype,
                             enable_prefix_caching=True, gpu_memory_utilization=gpu_memory_utilization,
                             trust_remote_code=model_cfg.trust_remote_code, max_model_len=model_cfg.max_length,
-                            logprobs_mode="processed_logprobs", enforce_eager=enforce_eager)
+                            logprobs_mode="processed_logprobs", enforce_eager=enforce_eager,
+                            load_format="safetensors")  # never fall back to pickled *.bin weights
         self._llm_cls = LLM
         self.llm = LLM(model=checkpoint, **self._kwargs)
 
