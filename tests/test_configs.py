@@ -73,3 +73,20 @@ def test_unknown_profile_and_missing_file(tmp_path):
     bad.write_text("profiles: {a: [1, 2\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_config(bad)
+
+
+def test_hub_suites_field_names_exactly_the_hub_tasks():
+    from typing import get_args
+
+    from varreason.config import EvalConfig
+    from varreason.eval.run import HUB_TASKS
+
+    (literal,) = get_args(EvalConfig.model_fields["hub_suites"].annotation)
+    assert set(get_args(literal)) == set(HUB_TASKS)
+    assert load_config(PARAMS, "tiny").eval.hub_suites == []  # offline default: shipped tasks only
+    assert load_config(PARAMS, "qwen3").eval.hub_suites == list(HUB_TASKS)  # the paper's suite
+
+
+def test_unknown_hub_suite_is_one_line_naming_the_field():
+    with pytest.raises(ConfigError, match=r"eval\.hub_suites"):
+        load_config(PARAMS, "tiny", {"eval.hub_suites": ["vr_gpqa"]})

@@ -71,7 +71,8 @@ def _eval_requests(cfg: ExperimentConfig) -> tuple[int, str]:
         repeats = int(re.search(r"^repeats:\s*(\d+)", yaml_text, re.M).group(1))
         n = sum(1 for line in (Path(DATA_DIR) / f"{name[3:]}.jsonl").read_text().splitlines() if line.strip())
         total, parts = total + n * repeats, parts + [f"{n}x{repeats}"]
-    return total, f"benchmarks ({' + '.join(parts)})"
+    hub = f" + hub suites {', '.join(cfg.eval.hub_suites)} (sizes known at run time, not counted)"
+    return total, f"benchmarks ({' + '.join(parts)}){hub if cfg.eval.hub_suites else ''}"
 
 
 def _art(cfg: ExperimentConfig, step: str, key: str) -> str:

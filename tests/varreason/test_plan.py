@@ -31,6 +31,7 @@ def test_qwen3_round_resolves_every_task_with_resources_and_tokens():
     assert t["train-pi-em-acc-r1"].est_tokens == 1044 * 96 * 32768
     # MATH500 x 2 + AIME24, AIME25 x 32 + AMC23 x 32 responses of at most 38912 tokens
     assert t["evaluate-sft-r0"].est_tokens == (500 * 2 + 30 * 32 + 30 * 32 + 40 * 32) * 38912
+    assert "hub suites vr_gpqa_diamond" in t["evaluate-sft-r0"].tokens_note  # named, not counted (sizes unknown)
     # resources: vLLM with tensor parallel 4, training on 8 processes through accelerate + FSDP
     assert (t["sample-traces-em-acc-r1"].gpus, t["sample-traces-em-acc-r1"].launcher) == (4, "vllm tp=4")
     assert t["train-pi0"].gpus == 8 and t["train-pi0"].launcher.startswith("accelerate x8")

@@ -23,7 +23,7 @@ def evaluate(ev: EvalConfig, sampling: SamplingConfig, model: ModelConfig, promp
     every task's scores under ``tasks``, and the lm-eval / math-verify / engine versions under ``versions``."""
     held_out = questions(task, "heldout")
     arithmetic = held_out and "level" in held_out[0]
-    names = ["vr_arith"] if arithmetic else list(MATH_TASKS)
+    names = (["vr_arith"] if arithmetic else list(MATH_TASKS)) + list(ev.hub_suites)
 
     def build(out: Path) -> None:
         with timed(out) as st, tempfile.TemporaryDirectory(prefix="vr-lm-eval-") as work:
