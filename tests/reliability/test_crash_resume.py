@@ -23,7 +23,7 @@ baseline), with ``train.checkpoint_every=10`` so a training kill resumes from a 
    (one more would be an orphan: the run does not reference it). Point-specific checks add the resumed
    training state (``resumed_from``) and the reuse of an artifact renamed into place just before the kill.
 
-Prints (and records as a junit property) ``survived X/Y``.
+Prints ``survived X/Y`` and records it as the junit test-suite property ``crash_resume``.
 """
 
 from __future__ import annotations
@@ -230,7 +230,7 @@ def _after_rerun(fault: str, state: Path) -> list[str]:
 
 
 @pytest.mark.slow
-def test_crash_anywhere_resume_exactly(env, record_property):
+def test_crash_anywhere_resume_exactly(env, record_testsuite_property):
     base, e = env
     state, t_start = base / "state", time.monotonic()
     runner = Runner(base, e)
@@ -296,5 +296,5 @@ def test_crash_anywhere_resume_exactly(env, record_property):
         runner.close()
     line = f"survived {len(survived)}/{len(POINTS)} (SIGKILL at {len(POINTS)} points, {time.monotonic() - t_start:.0f} s)"
     print(line)
-    record_property("crash_resume", line)
+    record_testsuite_property("crash_resume", line)
     assert not failures, failures
