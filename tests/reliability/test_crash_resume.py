@@ -213,6 +213,8 @@ def _before_rerun(fault: str, state: Path) -> list[str]:
         errs.append("no resumable training state (state.pt) after a kill at step 25 with checkpoint_every=10")
     if fault == "q0/artifact-renamed:1" and _stats_of(store, "q0") is None:
         errs.append("q0's artifact is not in place although the kill came after its rename")
+    if fault == "eval/artifact-renamed:1" and len(list(store.glob("eval/[!.]*"))) != 3:
+        errs.append("the RFT evaluation is not in place (3 eval artifacts) although the kill came after its rename")
     if fault in ("task/write-file:1", "weights/artifact-built:1", "responses/artifact-marked:1") \
             and not list(store.glob(f"{fault.split('/')[0]}/.tmp-*")):
         errs.append(f"no temp dir of the killed build in {fault.split('/')[0]}/")
