@@ -1,5 +1,13 @@
-"""Named fault points for crash tests: ``VARREASON_FAULT=[<step>/]<point>:<n>`` SIGKILLs this process at the
-n-th hit of ``point`` (counted only while an artifact of ``step`` is being built, when a step is given).
+"""Named fault points for crash tests: ``VARREASON_FAULT=[<scope>/]<point>:<n>`` SIGKILLs this process at the
+n-th hit of ``point`` (counted only inside a ``building(scope)`` block, when a scope is given). Scopes nest:
+``varreason.io.produce`` opens one per artifact step (``checkpoint``, ``traces``, ``eval`` ...) and callers may
+open a finer one around it (``train_model`` opens its label, e.g. ``q-em-acc-r1``); a scoped point matches
+any open scope, so ``q-em-acc-r1/train-step:5`` is the 5th optimizer step of that posterior refresh.
+
+Points (``grep -rn fault_point varreason``): ``sample-token`` (HF decoding step), ``score-batch``,
+``train-step``, ``eval-generate`` (lm-eval request batch), ``write-file`` (a file written, not yet renamed),
+``artifact-built`` / ``artifact-marked`` / ``artifact-renamed`` (``produce``: built, marker written, in place),
+``launcher-state-saved`` (``varreason.run``: a distributed training state on disk).
 
 The reliability tests (``tests/reliability/test_crash_resume.py``) kill a flow run at a point inside sampling,
 scoring, training, evaluation or an artifact write, then re-run it and check nothing was lost. Unarmed (the
@@ -14,7 +22,7 @@ import signal
 
 _ENV = "VARREASON_FAULT"
 _hits: dict[str, int] = {}
-_step: list[str] = []  # the artifact steps being built, innermost last (set by ``varreason.io.produce``)
+_step: list[str] = []  # the open scopes, innermost last (``varreason.io.produce`` opens its step's)
 
 
 def _armed() -> tuple[str, int] | None:
@@ -32,8 +40,7 @@ def fault_point(name: str) -> None:
     if _ENV not in os.environ:
         return
     armed = _armed()
-    scoped = f"{_step[-1]}/{name}" if _step else name
-    if armed is None or armed[0] not in (name, scoped):
+    if armed is None or (armed[0] != name and armed[0] not in {f"{s}/{name}" for s in _step}):
         return
     _hits[armed[0]] = _hits.get(armed[0], 0) + 1
     if _hits[armed[0]] == armed[1]:
@@ -42,7 +49,7 @@ def fault_point(name: str) -> None:
 
 @contextlib.contextmanager
 def building(step: str):
-    """Mark that an artifact of ``step`` is being built, for scoped fault points."""
+    """Open scope ``step`` for scoped fault points (an artifact step, or a finer label around one)."""
     _step.append(step)
     try:
         yield

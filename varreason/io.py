@@ -3,17 +3,22 @@
 Every step writes one directory, ``<root>/<step>/<key>``, where ``key`` hashes the step's inputs (its config,
 the content hashes of its input artifacts) and the library's code fingerprint. The directory is built under a
 temporary name and renamed into place, so a crash never leaves a half-written artifact at a real path, and a
-finished directory is reused as is. An :class:`ArtifactRef` names a directory and its content hash; steps
+finished directory is reused as is. What a killed builder leaves (its ``.tmp-<key>-*`` dir, a ``write_atomic``
+temp file) is removed by the next writer of the same key or file once no live process owns it. An :class:`ArtifactRef` names a directory and its content hash; steps
 ``verify()`` their inputs so a stale or overwritten artifact fails loudly instead of feeding wrong data on.
 """
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import functools
+import glob
 import hashlib
 import json
 import os
 import shutil
+import socket
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -22,6 +27,8 @@ from typing import Any
 import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
+
+from varreason.faults import building, fault_point
 
 _DONE = ".complete"
 
@@ -107,32 +114,40 @@ def produce(root: str | Path, step: str, key_parts: dict[str, Any], build: Calla
 
     ``build`` writes files into a fresh temporary directory, which gets its ``.complete`` marker and is then
     renamed into ``<root>/<step>/<key>`` in one step, so a directory at the real path is always complete.
-    Safe across processes without a lock: two concurrent producers of the same key both build, the first
-    rename wins, and the other discards its copy and returns the winner's ref (no exception, no partial dir).
-    Orchestrators that want each key built once serialise producers themselves (tasks/caching.py's lock).
+    Two concurrent producers of the same key both build; the first rename wins and the other discards its copy
+    and returns the winner's ref (no exception, no partial dir). Orchestrators that want each key built once
+    serialise producers themselves (tasks/caching.py's lock). Before building, the temp dirs of killed builders
+    (SIGKILL, OOM, preemption) in this step are removed (``_builder_lock``), so a crash leaves no orphan behind
+    its re-run.
     """
     key = step_key(step, **key_parts)
     final = Path(root) / step / key
     if (final / _DONE).exists():
         return ArtifactRef(path=str(final), sha=(final / _DONE).read_text().strip())
-    if final.exists():  # a marker-less dir at the real path was not put there by produce: stale, discard it
-        _discard_stale(final)
-    tmp = final.parent / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir(parents=True)
-    try:
-        build(tmp)
-        sha = hash_dir(tmp)
-        (tmp / _DONE).write_text(sha)
+    with building(step), _builder_lock(final):
+        if (final / _DONE).exists():  # another producer finished while we waited for the lock
+            return ArtifactRef(path=str(final), sha=(final / _DONE).read_text().strip())
+        if final.exists():  # a marker-less dir at the real path was not put there by produce: stale, discard it
+            _discard_stale(final)
+        tmp = final.parent / f".tmp-{key}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
         try:
-            os.rename(tmp, final)  # fails (ENOTEMPTY/EEXIST) when another producer's rename came first
-        except OSError:
-            if not (final / _DONE).exists():
-                raise
+            build(tmp)
+            fault_point("artifact-built")
+            sha = hash_dir(tmp)
+            (tmp / _DONE).write_text(sha)
+            fault_point("artifact-marked")
+            try:
+                os.rename(tmp, final)  # fails (ENOTEMPTY/EEXIST) when another producer's rename came first
+            except OSError:
+                if not (final / _DONE).exists():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+                sha = (final / _DONE).read_text().strip()
+        except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
-            sha = (final / _DONE).read_text().strip()
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
+            raise
+        fault_point("artifact-renamed")
     return ArtifactRef(path=str(final), sha=sha)
 
 
@@ -153,6 +168,30 @@ def _discard_stale(final: Path) -> None:
     shutil.rmtree(aside, ignore_errors=True)
 
 
+@contextlib.contextmanager
+def _builder_lock(final: Path):
+    """Hold the step's lock file (``<root>/.locks/<step>``) shared while building. A producer that gets it
+    exclusively knows no live process is building anything of this step (flock dies with its process), so every
+    ``.tmp-*`` / ``.stale-*`` dir there is a killed producer's leftover and is removed. Lock files are never
+    deleted: deleting one while a process waits on it would let two processes each think they hold it alone."""
+    final.parent.mkdir(parents=True, exist_ok=True)
+    locks = final.parent.parent / ".locks"
+    locks.mkdir(exist_ok=True)
+    fd = os.open(locks / final.parent.name, os.O_RDWR | os.O_CREAT, 0o644)
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            pass  # someone is building in this step: their temp dir is live; sweep another time
+        else:
+            for stale in [*final.parent.glob(".tmp-*"), *final.parent.glob(".stale-*")]:
+                shutil.rmtree(stale, ignore_errors=True)
+        fcntl.flock(fd, fcntl.LOCK_SH)
+        yield
+    finally:
+        os.close(fd)
+
+
 def work_dir(root: str | Path, step: str, key_parts: dict[str, Any]) -> Path:
     """A scratch directory fixed by ``(step, key_parts)``, beside the artifact it will become: a retried step
     finds what a killed attempt left there (e.g. a resumable training state). The caller removes it."""
@@ -160,11 +199,35 @@ def work_dir(root: str | Path, step: str, key_parts: dict[str, Any]) -> Path:
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file and rename."""
+    """Write ``data`` to ``path`` through a temporary file and rename. The temp file is named after its writer
+    (``.<name>.<pid>@<host>.<rand>.tmp``), so the next write of ``path`` removes those of dead writers."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex[:8]}.tmp")
+    _sweep_dead_temps(path)
+    tmp = path.with_name(f".{path.name}.{os.getpid()}@{socket.gethostname()}.{uuid.uuid4().hex[:8]}.tmp")
     tmp.write_bytes(data.encode() if isinstance(data, str) else data)
+    fault_point("write-file")
     os.replace(tmp, path)
+
+
+def _sweep_dead_temps(path: Path) -> None:
+    """Remove ``write_atomic`` temp files of ``path`` whose writer was a process of this host that is gone
+    (a live one, or another host's, is left alone: its rename may still come)."""
+    prefix, host = f".{path.name}.", socket.gethostname()
+    for tmp in path.parent.glob(f".{glob.escape(path.name)}.*@*.tmp"):
+        owner = tmp.name[len(prefix) : -len(".tmp")].rsplit(".", 1)[0]
+        pid, _, at = owner.partition("@")
+        if at == host and pid.isdigit() and not _alive(int(pid)):
+            tmp.unlink(missing_ok=True)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # exists, another user's
+        return True
+    return True
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -180,6 +243,7 @@ def write_rows(path: Path, rows: list[dict[str, Any]]) -> None:
     table = pa.Table.from_pylist(rows) if rows else pa.table({})
     tmp = path.with_name(f".{path.name}.tmp")
     pq.write_table(table, tmp)
+    fault_point("write-file")
     os.replace(tmp, path)
 
 

@@ -11,6 +11,8 @@ from __future__ import annotations
 import torch
 from tqdm.auto import tqdm
 
+from varreason.faults import fault_point
+
 
 @torch.no_grad()
 def score(model, contexts: list[list[int]], targets: list[list[int]], max_tokens_per_batch: int = 16384,
@@ -44,6 +46,7 @@ def score(model, contexts: list[list[int]], targets: list[list[int]], max_tokens
         _score_batch(model, [contexts[i] for i in batch], [targets[i] for i in batch], pad_id, device,
                      out, batch, temperature)
         bar.update(len(batch))
+        fault_point("score-batch")
         start = end
     bar.close()
     return out  # type: ignore[return-value]

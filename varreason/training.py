@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from varreason.config import DataError, TrainConfig
+from varreason.faults import fault_point
 from varreason.objectives import IGNORE, OBJECTIVES
 
 
@@ -256,6 +257,7 @@ def train_sft(model, tokenizer, examples: list[Example], cfg: TrainConfig, steps
                 "step": done, "steps": steps, "n_data": len(data), "model": model.state_dict(),
                 "optimizer": opt.state_dict(), "rng": _rng_state(rng), "queue": queue, "tokens": tokens,
                 "nll_sum": nll_sum, "last_loss": last_loss})
+        fault_point("train-step")  # after step `done` (and its saved state, if any)
     model.eval()
     return TrainResult(steps=steps, tokens=tokens, seconds=time.perf_counter() - t0, final_loss=last_loss,
                        mean_nll=nll_sum / steps, resumed_from=start, **counts)

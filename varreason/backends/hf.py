@@ -13,6 +13,7 @@ from tqdm.auto import tqdm
 from transformers import DynamicCache
 
 from varreason.backends.base import Completion, Rollouts, SamplingParams
+from varreason.faults import fault_point
 
 
 def request_seed(seed: int, j: int) -> int:
@@ -110,6 +111,7 @@ class HFSampler:
                         del tokens[b][-len(s):], lp_s[b][-len(s):], lp_m[b][-len(s):]
                         finish[b], done[b] = "stop", True
                         break
+            fault_point("sample-token")
             if bool(done.all()):
                 break
             mask = torch.cat([mask, torch.ones((B, 1), dtype=mask.dtype, device=mask.device)], dim=1)

@@ -20,6 +20,7 @@ from collections import defaultdict
 from lm_eval.api.model import LM
 
 from varreason.backends.base import Sampler, SamplingParams, stable_seed
+from varreason.faults import fault_point
 
 
 def cut_at_stop(text: str, until: tuple[str, ...]) -> str:
@@ -68,6 +69,7 @@ class VarReasonLM(LM):
             seeds = [stable_seed(self.seed, k[0], k[1], hashlib.sha256(k[2].encode()).hexdigest()[:16])
                      for k in keys]
             res = self.sampler.generate(prompts, params, seeds)
+            fault_point("eval-generate")
             self.n_generated += res.n_generated
             for key, comps in zip(keys, res.completions):
                 for pos, comp in zip(groups[key], comps):

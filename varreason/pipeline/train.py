@@ -7,6 +7,7 @@ from dataclasses import asdict
 from pathlib import Path
 
 from varreason.config import ModelConfig, TrainConfig
+from varreason.faults import building
 from varreason.io import ArtifactRef, produce, work_dir
 from varreason.modeling import save_checkpoint
 from varreason.pipeline.common import device, load_model, rows, timed
@@ -42,7 +43,8 @@ def train_model(train: TrainConfig, model: ModelConfig, init: ArtifactRef, sets:
             st.update(asdict(result), n_examples=len(examples), tokens_trained=result.tokens,
                       tokens_per_s=round(result.tokens / max(result.seconds, 1e-9), 1))
 
-    ref = produce(root, "checkpoint", key_parts, build)
+    with building(name):  # fault points inside can name this run: ``q-em-acc-r1/train-step:5``
+        ref = produce(root, "checkpoint", key_parts, build)
     shutil.rmtree(state_dir, ignore_errors=True)
     return ref
 
