@@ -4,7 +4,8 @@ Every step writes one directory, ``<root>/<step>/<key>``, where ``key`` hashes t
 the content hashes of its input artifacts) and the library's code fingerprint. The directory is built under a
 temporary name and renamed into place, so a crash never leaves a half-written artifact at a real path, and a
 finished directory is reused as is. What a killed builder leaves (its ``.tmp-<key>-*`` dir, a ``write_atomic``
-temp file) is removed by the next writer of the same key or file once no live process owns it. An :class:`ArtifactRef` names a directory and its content hash; steps
+temp file) is removed by the next writer of the same key or file once no live process owns it. An
+:class:`ArtifactRef` names a directory and its content hash; steps
 ``verify()`` their inputs so a stale or overwritten artifact fails loudly instead of feeding wrong data on.
 """
 

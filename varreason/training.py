@@ -8,7 +8,8 @@ steps, so every method gets the same compute whatever the size of its training s
 Resume: with ``checkpoint_every > 0`` and a ``state_dir``, the full training state (weights, AdamW moments,
 step, the batch queue, Python and torch RNG states, running counters) is written atomically to
 ``state_dir/state.safetensors`` (tensors, plus the rest as JSON in its header; no pickle) every
-``checkpoint_every`` steps, and a later call with the same arguments continues from it. The schedule is a pure function of the step (``lr_at``), so no scheduler object is saved. A resumed
+``checkpoint_every`` steps, and a later call with the same arguments continues from it. The schedule is a pure
+function of the step (``lr_at``), so no scheduler object is saved. A resumed
 run is bit-identical to an uninterrupted one (``tests/varreason/test_training_resume.py``).
 """
 
