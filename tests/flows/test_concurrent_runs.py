@@ -84,7 +84,8 @@ def test_concurrent_runs_share_steps_and_never_clobber(tmp_path):
     assert _scores(results / "a1" / "metrics.json") == _scores(results / "a2" / "metrics.json")
     assert _scores(results / "b" / "metrics.json") != _scores(results / "a1" / "metrics.json")
 
-    dirs = [d for step in artifacts.iterdir() if step.is_dir() for d in step.iterdir()]
+    # <artifacts>/.locks holds produce's per-step builder lock files, not artifacts
+    dirs = [d for step in artifacts.iterdir() if step.is_dir() and step.name != ".locks" for d in step.iterdir()]
     finals = [d for d in dirs if not d.name.startswith(".")]
     assert not [d for d in dirs if d.name.startswith((".tmp-", ".stale-"))], dirs
     assert len(list((artifacts / "checkpoint").glob("[!.]*"))) == 8  # pi0, q0, pi-r1, q-r1 for each lr
