@@ -35,6 +35,14 @@ class FlockLockManager(LockManager):
         self._held: dict[str, tuple[str, int]] = {}  # key -> (holder, fd) for locks this process holds
         self._mutex = threading.Lock()
 
+    def __getstate__(self) -> dict:
+        # Held locks are this process's open fds and its mutex: a copy sent to another process (a Ray worker
+        # unpickles the task and with it its cache policy) starts holding nothing, with a mutex of its own.
+        return {"_lock_dir": self._lock_dir, "_poll_s": self._poll_s}
+
+    def __setstate__(self, state: dict) -> None:
+        self.__init__(state["_lock_dir"], state["_poll_s"])
+
     def lock_dir(self) -> Path:
         return self._lock_dir or Path(get_current_settings().results.local_storage_path) / ".locks"
 

@@ -23,7 +23,7 @@ def _hold_forever(lock_dir, key, ready):
 
 
 def test_one_holder_across_processes(tmp_path):
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("spawn")  # a clean child: a fork inherits the in-process Prefect state of earlier tests
     ready, release = ctx.Event(), ctx.Event()
     child = ctx.Process(target=_hold, args=(tmp_path, "k", ready, release))
     child.start()
@@ -45,7 +45,7 @@ def test_one_holder_across_processes(tmp_path):
 
 
 def test_killed_holder_releases(tmp_path):
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("spawn")  # a clean child: a fork inherits the in-process Prefect state of earlier tests
     ready = ctx.Event()
     child = ctx.Process(target=_hold_forever, args=(tmp_path, "k", ready))
     child.start()
@@ -76,3 +76,16 @@ def test_default_dir_follows_prefect_storage(tmp_path, monkeypatch):
 
     with temporary_settings({PREFECT_LOCAL_STORAGE_PATH: str(tmp_path / "store")}):
         assert FlockLockManager().lock_dir() == tmp_path / "store" / ".locks"
+
+
+def test_pickled_copy_holds_nothing_and_shares_the_locks(tmp_path):
+    import pickle
+
+    locks = FlockLockManager(tmp_path, poll_s=0.02)
+    assert locks.acquire_lock("k", "parent", acquire_timeout=0)
+    copy = pickle.loads(pickle.dumps(locks))  # what a Ray worker gets with a task's cache policy
+    assert copy.lock_dir() == tmp_path and not copy.is_lock_holder("k", "parent")
+    assert copy.is_locked("k") and not copy.acquire_lock("k", "other", acquire_timeout=0.1)
+    locks.release_lock("k", "parent")
+    assert copy.acquire_lock("k", "other", acquire_timeout=0)
+    copy.release_lock("k", "other")
