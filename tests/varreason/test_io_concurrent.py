@@ -20,7 +20,7 @@ def _racer(root, index, barrier, out):
 
 
 def test_two_processes_building_one_key(tmp_path):
-    ctx = mp.get_context("fork")
+    ctx = mp.get_context("spawn")  # a clean child: a fork inherits the in-process Prefect state of earlier tests
     barrier, out = ctx.Barrier(2), ctx.Queue()
     procs = [ctx.Process(target=_racer, args=(str(tmp_path), i, barrier, out)) for i in range(2)]
     for p in procs:
