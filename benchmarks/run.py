@@ -20,7 +20,7 @@ from pathlib import Path
 from benchmarks.common import ROOT, fixture, machine
 
 ALL = ("scoring", "sampling", "vllm", "training", "cache", "scaling")
-SIZES = {  # full run: ~10 min on 2 loaded cores; quick: harness check only
+SIZES = {  # full run: ~7 min on 2 quiet cores (23 min at load 7); quick: harness check only
     "full": {"score_n": 300, "score_rep": 5, "samp_prompts": 32, "samp_rep": 3, "train_steps": 20, "train_rep": 3,
              "big_hidden": 512, "cache_sets": (), "cache_warm": 4, "scale_full": False},
     "quick": {"score_n": 16, "score_rep": 2, "samp_prompts": 2, "samp_rep": 2, "train_steps": 2, "train_rep": 2,
