@@ -4,7 +4,9 @@ per-stage cost, built from the artifacts of one run. Pure: refs in, files and st
 from __future__ import annotations
 
 import base64
+import hashlib
 import io
+import json
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -136,17 +138,27 @@ def accuracy_plot(summary: dict) -> bytes:
     ax.grid(alpha=0.3)
     buf = io.BytesIO()
     fig.tight_layout()
-    fig.savefig(buf, format="png")
+    fig.savefig(buf, format="png", metadata={"Description": _plot_key(summary)})
     plt.close(fig)
     return buf.getvalue()
 
 
-def _previous_plot(out: Path, summary: dict) -> bytes | None:
-    """The PNG already in ``out`` when the metrics.json beside it holds the same results (the plot is a pure
-    function of ``summary["results"]``): a cached re-run then skips matplotlib (~0.6 s of a ~3 s re-run)."""
+def _plot_key(summary: dict) -> str:
+    """What the plot is a function of (its results rows), hashed; stored in the PNG's own text chunk."""
+    rows = json.dumps(summary["results"], sort_keys=True, default=str)
+    return "varreason-accuracy " + hashlib.sha256(rows.encode()).hexdigest()
+
+
+def _previous_plot(path: Path, summary: dict) -> bytes | None:
+    """The PNG at ``path`` when it was drawn from the same results: a cached re-run then skips matplotlib
+    (~0.6 s of a ~3 s re-run). The key travels inside the file, so a crash between writes cannot pair a stale
+    plot with new results."""
     try:
-        same = read_json(out / "metrics.json").get("results") == summary["results"]
-        return (out / "accuracy.png").read_bytes() if same else None
+        from PIL import Image
+
+        with Image.open(path) as img:
+            same = img.text.get("Description") == _plot_key(summary)
+        return path.read_bytes() if same else None
     except (OSError, ValueError, AttributeError):
         return None
 
@@ -155,11 +167,11 @@ def write_report(summary: dict, pass_k: list[int], out_dir: str | Path, header: 
     """Write metrics.json, results.md and accuracy.png into ``out_dir`` (atomically); return the markdown
     (with the plot inlined as a data URI, for UIs that show one document)."""
     out = Path(out_dir)
-    png = _previous_plot(out, summary)
+    png = _previous_plot(out / "accuracy.png", summary)
+    write_json(out / "metrics.json", summary)
     if png is None:
         png = accuracy_plot(summary)
         write_atomic(out / "accuracy.png", png)
-    write_json(out / "metrics.json", summary)
     body = (f"{header}\n\n## Held-out accuracy\n\n{results_table(summary, pass_k)}\n\n## Importance weights\n\n"
             f"{weights_table(summary)}\n\n## Reasoner training sets\n\n{train_set_table(summary)}\n\n## Cost per stage\n\n{cost_table(summary)}\n")
     write_atomic(out / "results.md", body + "\n![accuracy per round](accuracy.png)\n")

@@ -29,16 +29,21 @@ def test_cost_rows_and_table_hand_computed(tmp_path):
 def test_report_reuses_the_plot_only_for_the_same_results(tmp_path, monkeypatch):
     import varreason.report as report
 
-    calls = []
-    monkeypatch.setattr(report, "accuracy_plot", lambda s: calls.append(1) or f"png{len(calls)}".encode())
+    calls, draw = [], report.accuracy_plot
+    monkeypatch.setattr(report, "accuracy_plot", lambda s: calls.append(1) or draw(s))
     summary = {"results": [{"method": "sft", "round": 0, "accuracy": 0.25}], "weights": [], "train_sets": [],
                "cost": []}
     report.write_report(summary, [1], tmp_path, "# h")
+    first = (tmp_path / "accuracy.png").read_bytes()
     report.write_report(summary, [1], tmp_path, "# h")  # a cached re-run: same results, plot reused
-    assert calls == [1] and (tmp_path / "accuracy.png").read_bytes() == b"png1"
+    assert calls == [1] and (tmp_path / "accuracy.png").read_bytes() == first
     changed = {**summary, "results": [{"method": "sft", "round": 0, "accuracy": 0.5}]}
     report.write_report(changed, [1], tmp_path, "# h")
-    assert calls == [1, 1] and (tmp_path / "accuracy.png").read_bytes() == b"png2"
-    (tmp_path / "accuracy.png").unlink()  # a missing plot is drawn again even if metrics.json matches
+    assert calls == [1, 1] and (tmp_path / "accuracy.png").read_bytes() != first
+    # a plot of other results (a crash after metrics.json, before the plot) is drawn again
+    (tmp_path / "accuracy.png").write_bytes(first)
     report.write_report(changed, [1], tmp_path, "# h")
-    assert len(calls) == 3 and (tmp_path / "accuracy.png").exists()
+    assert len(calls) == 3 and (tmp_path / "accuracy.png").read_bytes() != first
+    (tmp_path / "accuracy.png").unlink()  # and so is a missing one
+    report.write_report(changed, [1], tmp_path, "# h")
+    assert len(calls) == 4 and (tmp_path / "accuracy.png").exists()
