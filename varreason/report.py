@@ -4,13 +4,11 @@ per-stage cost, built from the artifacts of one run. Pure: refs in, files and st
 from __future__ import annotations
 
 import base64
-import hashlib
 import io
-import json
 from dataclasses import dataclass
 from pathlib import Path
 
-from varreason.io import ArtifactRef, read_json, write_atomic, write_json
+from varreason.io import ArtifactRef, hash_json, read_json, write_atomic, write_json
 
 METHOD_ORDER = {"sft": 0, "rft": 1}
 _TOKEN_KINDS = ("generated", "scored", "trained")  # stats.json keys tokens_<kind>, written by the steps
@@ -145,8 +143,7 @@ def accuracy_plot(summary: dict) -> bytes:
 
 def _plot_key(summary: dict) -> str:
     """What the plot is a function of (its results rows), hashed; stored in the PNG's own text chunk."""
-    rows = json.dumps(summary["results"], sort_keys=True, default=str)
-    return "varreason-accuracy " + hashlib.sha256(rows.encode()).hexdigest()
+    return "varreason-accuracy " + hash_json(summary["results"])
 
 
 def _previous_plot(path: Path, summary: dict) -> bytes | None:
