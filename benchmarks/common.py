@@ -93,13 +93,16 @@ class Fixture:
 def fixture(root: str | Path | None = None, steps: int = 150, overrides: dict | None = None) -> Fixture:
     """The tiny profile's task and a checkpoint trained ``steps`` steps on both seed sets (cached)."""
     from varreason.config import load_config
-    from varreason.pipeline.data import build_seed_set, build_task, init_backbone
-    from varreason.pipeline.train import train_model
+    from varreason.io import produce, read_rows, write_rows
+    from varreason.steps import run_step
 
-    cfg = load_config(PARAMS, "tiny", overrides or {})
     root = str(root or ROOT / "artifacts" / "bench")
-    task = build_task(cfg.data, cfg.prompt, cfg.seed, root)
-    backbone = init_backbone(cfg.model, task, cfg.seed, root)
-    sets = [build_seed_set(cfg.prompt, task, role, root) for role in ("reasoner", "posterior")]
-    ckpt = train_model(cfg.train, cfg.model, backbone, sets, steps, cfg.seed, "bench", root, progress=False)
+    cfg = load_config(PARAMS, "tiny", {**(overrides or {}), "artifacts_dir": root, "train.init_steps": steps})
+    task = run_step("build-task", cfg, {}, progress=False)
+    backbone = run_step("init-backbone", cfg, {"task": task}, progress=False)
+    sets = [run_step("build-seed-set", cfg, {"task": task}, progress=False, role=role)
+            for role in ("reasoner", "posterior")]
+    both = produce(root, "seed-set", {"union": [s.sha for s in sets]}, lambda out: write_rows(
+        out / "examples.parquet", [r for s in sets for r in read_rows(s.verify() / "examples.parquet")]))
+    ckpt = run_step("train-pi0", cfg, {"init": backbone, "set": both}, label="bench", progress=False)
     return Fixture(cfg, task, ckpt, root)

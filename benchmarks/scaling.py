@@ -29,7 +29,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks.common import ROOT
+from benchmarks.common import PARAMS, ROOT
 
 
 def run_point(n: int, k: int, root: str, threads: int = 1, fixture_root: str | None = None,
@@ -39,19 +39,17 @@ def run_point(n: int, k: int, root: str, threads: int = 1, fixture_root: str | N
 
     torch.set_num_threads(threads)
     from benchmarks.common import fixture
+    from varreason.config import load_config
     from varreason.pipeline.common import stats
-    from varreason.pipeline.data import build_task
-    from varreason.pipeline.sample import sample_traces
-    from varreason.pipeline.train import train_model
-    from varreason.pipeline.weigh import build_reasoner_set, score_traces, weigh_traces
+    from varreason.recipe import split_args
+    from varreason.steps import run_step
 
     fx = fixture(fixture_root, fixture_steps)  # built by the parent: a cache hit here
-    cfg = fx.cfg
-    data = cfg.data.model_copy(update={"n_train": n, "n_seed_traces": max(1, n // 4)})
-    task = build_task(data, cfg.prompt, cfg.seed, root)
-    sampling = cfg.sampling.model_copy(update={"traces_per_question": k})
-    objective = cfg.objective.model_copy(update={"selection": "weighted", "mix_seed_data": False})
-    steps = math.ceil(n * k / cfg.train.batch_size)
+    steps = math.ceil(n * k / fx.cfg.train.batch_size)
+    cfg = load_config(PARAMS, "tiny", {"artifacts_dir": root, "data.n_train": n, "data.n_seed_traces": max(1, n // 4),
+                                       "sampling.traces_per_question": k, "objective.selection": "weighted",
+                                       "objective.mix_seed_data": False, "train.steps": steps, "seed": fx.cfg.seed})
+    task = run_step("build-task", cfg, {}, progress=False)
     rss_before = _rss_mb("VmRSS")
     _reset_peak()
     walls: dict[str, float] = {}
@@ -62,15 +60,15 @@ def run_point(n: int, k: int, root: str, threads: int = 1, fixture_root: str | N
         walls[name] = time.perf_counter() - t0
         return ref
 
-    traces = stage("sample", lambda: sample_traces(sampling, cfg.model, cfg.prompt, fx.ckpt, task, cfg.seed, 1, root,
-                                                   progress=False))
-    scores = stage("score", lambda: score_traces(cfg.model, cfg.prompt, fx.ckpt, fx.ckpt, traces, task, 1.0, root,
-                                                 progress=False))
-    weights = stage("weigh", lambda: weigh_traces("gml", traces, scores, None, root))
-    rset = stage("build-set", lambda: build_reasoner_set(objective, "gml", cfg.prompt, weights, traces, None, task,
-                                                         root))
-    ckpt = stage("train", lambda: train_model(cfg.train, cfg.model, fx.ckpt, [rset], steps, cfg.seed, "scaling", root,
-                                              progress=False))
+    def run(step, **kw):
+        refs, ctx = split_args(step, kw)
+        return run_step(step, cfg, refs, progress=False, **ctx)
+
+    traces = stage("sample", lambda: run("sample-traces", q=fx.ckpt, task=task, rnd=1))
+    scores = stage("score", lambda: run("score-traces", pi=fx.ckpt, q=fx.ckpt, traces=traces, task=task))
+    weights = stage("weigh", lambda: run("weigh-traces", traces=traces, scores=scores, est="gml"))
+    rset = stage("build-set", lambda: run("build-reasoner-set", weights=weights, traces=traces, task=task, est="gml"))
+    ckpt = stage("train", lambda: run("train-reasoner", init=fx.ckpt, set=rset, rnd=0))
     return {"N": n, "K": k, "traces": n * k, "train_steps": steps, "round_s": sum(walls.values()), "stages_s": walls,
             "tokens_generated": stats(traces)["tokens_generated"], "tokens_scored": stats(scores)["tokens_scored"],
             "tokens_trained": stats(ckpt)["tokens_trained"],

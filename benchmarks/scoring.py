@@ -26,7 +26,7 @@ def naive_score(model, contexts: list[list[int]], targets: list[list[int]]) -> l
 
 def pairs(fx: Fixture, tok, n: int) -> tuple[list[list[int]], list[list[int]]]:
     """(context, target) token ids of the first ``n`` seed questions: reasoner prompt -> gold trace + answer."""
-    from varreason.pipeline.data import seed_example
+    from varreason.pipeline.seeds import seed_example
 
     qs = [q for q in fx.questions(10**9) if q["gold_trace"]][:n]
     enc = lambda s: tok.encode(s, add_special_tokens=False)  # noqa: E731

@@ -46,10 +46,11 @@ def matmul_peak(n: int = 1024, repeats: int = 5) -> dict:
 
 def _examples(fx: Fixture):
     from varreason.pipeline.common import rows
-    from varreason.pipeline.data import build_seed_set
+    from varreason.steps import run_step
     from varreason.training import Example
 
-    sets = [build_seed_set(fx.cfg.prompt, fx.task, role, fx.root) for role in ("reasoner", "posterior")]
+    sets = [run_step("build-seed-set", fx.cfg, {"task": fx.task}, progress=False, role=role)
+            for role in ("reasoner", "posterior")]
     return [Example(r["prompt"], r["response"], float(r["weight"])) for s in sets for r in rows(s, "examples.parquet")]
 
 

@@ -1,36 +1,30 @@
 """Shard fan-out for the ``vr-em`` flow: one task run per question range, on the runner ``params.yaml`` names.
 
-``sharded(cfg, step_task)`` is ``step_task`` itself when ``sharding.shards`` is 1 (the call and its cache key
-stay as they were); otherwise a callable with the same arguments that runs the subflow ``shards`` (task runner
-from ``sharding.runner``): one ``<task>-<label>-s<i>`` run per range of ``shard_ranges(n_train, shards)``, each
-cached and retried on its own, then ``merge-<task>-<label>`` (varreason.shards.merge_shards). A failed shard
-fails the pass; the re-run recomputes only it (the others are cache hits). The runners:
+``run_sharded(cfg, step, refs, ctx, label)`` runs the subflow ``shards`` (task runner from ``sharding.runner``)
+for a step the table marks ``sharded``: one ``<label>-s<i>`` run per range of ``shard_ranges(n_train, shards)``,
+each cached and retried on its own, then ``merge-<label>`` (varreason.shards.merge_shards). A failed shard fails
+the pass; the re-run recomputes only it (the others are cache hits). The runners:
 
 * ``local``: in the flow's process, one shard after another (each still cached and retried on its own).
 * ``ray``: prefect-ray's ``RayTaskRunner``; the flow process joins ``sharding.ray_address`` or starts a local
   cluster (``ray_num_cpus``) once and keeps it for the run. Ray workers import ``tasks``/``varreason`` from the
   driver's working directory on a local cluster; on a real cluster the nodes need this package installed and
-  ``artifacts_dir`` on a file system every node sees. A GPU shard asks Ray for its GPUs (``shard_gpus``), since
+  ``artifacts_dir`` on a file system every node sees. A GPU shard asks Ray for its GPUs (``plan.step_gpus``), since
   Ray hides the GPUs from tasks that ask for none.
 """
 
 from __future__ import annotations
 
-import inspect
 from contextlib import nullcontext
 
 from prefect import flow
 from prefect.futures import wait
 from prefect.task_runners import ThreadPoolTaskRunner
 
-from tasks.sampling import rollout_answers, sample_responses, sample_traces
-from tasks.sharding import merge_shards
-from tasks.weighting import score_traces
+from tasks.steps import merge_shards, step_task
 from varreason.config import ExperimentConfig, ShardingConfig
-from varreason.plan import shard_gpus
+from varreason.plan import step_gpus
 from varreason.shards import shard_ranges
-
-SHARDED = {t.name: t for t in (sample_traces, score_traces, rollout_answers, sample_responses)}
 
 
 def _local(cfg: ShardingConfig):
@@ -76,28 +70,20 @@ def _gpu_options(runner: str, gpus: int):
     return remote_options(num_gpus=gpus)
 
 
-@flow(name="shards", flow_run_name="{name}-{label}-shards")
-def _fan_out(name: str, calls: list[dict], label: str, root: str, runner: str, gpus: int):
-    """Submit ``SHARDED[name]`` once per call (all at once, so they run in parallel), then merge in range order."""
+@flow(name="shards", flow_run_name="{label}-shards")
+def _fan_out(cfg: ExperimentConfig, step: str, calls: list[dict], label: str, runner: str, gpus: int):
+    """Submit one run of ``step`` per call (all at once, so they run in parallel), then merge in range order."""
     with _gpu_options(runner, gpus):
-        futures = [SHARDED[name].submit(**kw) for kw in calls]
+        futures = [step_task(cfg, step, kw["label"]).submit(step=step, cfg=cfg, **kw) for kw in calls]
     wait(futures)  # every shard finishes (and is cached) before a failed one fails the pass: the re-run redoes it alone
-    return merge_shards([f.result() for f in futures], f"{name}-{label}", root)
+    return merge_shards([f.result() for f in futures], label, cfg.artifacts_dir)
 
 
-def sharded(cfg: ExperimentConfig, step_task):
-    """``step_task`` (one of ``SHARDED``) split over ``cfg.sharding.shards`` ranges of the train questions."""
+def run_sharded(cfg: ExperimentConfig, step: str, refs: dict, ctx: dict, label: str):
+    """Step ``step`` (``sharded`` in the table) split over ``cfg.sharding.shards`` ranges of the train questions."""
     s = cfg.sharding
-    if s.shards == 1:
-        return step_task
-    signature = inspect.signature(step_task.fn)
-
-    def run(*args, **kwargs):
-        kw = dict(signature.bind(*args, **kwargs).arguments)
-        calls = [{**kw, "label": f"{kw['label']}-s{i}", "shard": r}
-                 for i, r in enumerate(shard_ranges(cfg.data.n_train, s.shards))]
-        fan_out = _fan_out.with_options(task_runner=RUNNERS[s.runner](s))
-        with _pinned_api(s.runner):
-            return fan_out(step_task.name, calls, kw["label"], kw["root"], s.runner, shard_gpus(cfg, step_task.name))
-
-    return run
+    calls = [{"refs": refs, "ctx": {**ctx, "shard": r}, "label": f"{label}-s{i}"}
+             for i, r in enumerate(shard_ranges(cfg.data.n_train, s.shards))]
+    fan_out = _fan_out.with_options(task_runner=RUNNERS[s.runner](s))
+    with _pinned_api(s.runner):
+        return fan_out(cfg, step, calls, label, s.runner, step_gpus(cfg, step))

@@ -1,8 +1,11 @@
-"""Cache policy and retry rules shared by every task.
+"""Cache policy and retry rules shared by every step task.
 
-Cache key = the task's inputs (configs, ints, ``ArtifactRef``s whose ``sha`` is the content hash of each input
-artifact) + the task's own source + a hash of the ``varreason`` library code + the identity of the artifact
-store (so deleting ``artifacts/`` recomputes instead of returning refs to vanished files).
+Cache key = the step's artifact key (``varreason.steps.step_key``: the config values its table row declares, its
+run-position values, its inputs' content hashes, the AST fingerprint of the code it imports, its data files and
+package versions) + the identity of the artifact store (so deleting ``artifacts/`` recomputes instead of
+returning refs to vanished files). It is the key ``varreason.io.produce`` files the artifact under, so a Prefect
+cache hit and an artifact-store hit are the same event. The wrapper's own source is not in the key: it only
+forwards to the library.
 
 Isolation is SERIALIZABLE: a task run holds a lock on its cache key (``tasks.locking.FlockLockManager``,
 shared by every process on the host that shares ``PREFECT_LOCAL_STORAGE_PATH``) from the cache lookup to the
@@ -12,21 +15,32 @@ finds the first's result record and is ``Cached``. Steps with different keys nev
 
 from __future__ import annotations
 
-from prefect.cache_policies import INPUTS, TASK_SOURCE, CachePolicy
+from prefect.cache_policies import CachePolicy
 from prefect.tasks import exponential_backoff
 from prefect.transactions import IsolationLevel
 
 from tasks.locking import FlockLockManager
-from varreason.io import code_fingerprint, store_id
+from varreason.io import store_id
+from varreason.steps import step_key
 
 
-def _code_and_store(ctx, params: dict) -> str:
-    return f"{code_fingerprint()}-{store_id(params['root'])}" if "root" in params else code_fingerprint()
+def _step_key(ctx, params: dict) -> str:
+    c = params["cfg"]
+    return f"{step_key(params['step'], c, params['refs'], params['ctx'])}-{store_id(c.artifacts_dir)}"
 
 
-CODE = CachePolicy.from_cache_key_fn(_code_and_store)
+def _merge_key(ctx, params: dict) -> str:
+    from varreason.io import hash_json
+    from varreason.steps import merge_key_parts
+
+    return f"merge-{hash_json(merge_key_parts(params['parts']))}-{store_id(params['root'])}"
+
+
 LOCKS = FlockLockManager()
-CACHE = (INPUTS + TASK_SOURCE + CODE).configure(isolation_level=IsolationLevel.SERIALIZABLE, lock_manager=LOCKS)
+CACHE = CachePolicy.from_cache_key_fn(_step_key).configure(isolation_level=IsolationLevel.SERIALIZABLE,
+                                                            lock_manager=LOCKS)
+MERGE_CACHE = CachePolicy.from_cache_key_fn(_merge_key).configure(isolation_level=IsolationLevel.SERIALIZABLE,
+                                                                   lock_manager=LOCKS)
 
 _TRANSIENT_TYPES = (TimeoutError, ConnectionError, BrokenPipeError)
 _TRANSIENT_TEXT = ("NCCL", "ECONNRESET", "engine is not ready", "preempt", "Connection reset")
@@ -43,5 +57,6 @@ def is_transient(task, task_run, state) -> bool:
     return False
 
 
-STEP = dict(cache_policy=CACHE, persist_result=True, retries=2, retry_condition_fn=is_transient,
-            retry_delay_seconds=exponential_backoff(backoff_factor=5))
+RETRY = dict(persist_result=True, retries=2, retry_condition_fn=is_transient,
+             retry_delay_seconds=exponential_backoff(backoff_factor=5))
+STEP = dict(cache_policy=CACHE, **RETRY)

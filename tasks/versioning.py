@@ -1,6 +1,6 @@
 """Task: put a finished flow run under DVC, so `dvc status` is clean and `dvc repro` is a no-op afterwards.
 
-For the profile ``dvc.yaml`` tracks (``dvc/rounds.yaml``), every stage of the registry is run in this process
+For the profile ``dvc.yaml`` tracks (its ``vars``), every stage of the registry is run in this process
 (each a cache hit in the artifact store the flow just filled: same pipeline call, keyed by input shas), which
 materialises the flow's artifacts at their DVC paths; then ``dvc commit -f`` records deps, params and outs in
 ``dvc.lock``, ``dvc push`` sends the outs to the default remote, and a Prefect artifact lists the DVC hashes with
@@ -24,7 +24,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from varreason.config import ExperimentConfig
-from varreason.pipeline.stages import ROUNDS_FILE, registry
+from varreason.pipeline.stages import check_dvc_yaml, registry, tracked_profile
 
 DVC_VENV = ".venv-dvc/bin/dvc"
 
@@ -58,9 +58,13 @@ def skip_reason(cfg: ExperimentConfig, params_path: str, overrides: dict | None)
         return f"params file {params_path} is not the params.yaml dvc.yaml tracks"
     if not Path(".dvc").is_dir() or not Path("dvc.yaml").exists():
         return "no DVC project here (.dvc/ or dvc.yaml missing)"
-    tracked = (yaml.safe_load(Path(ROUNDS_FILE).read_text()) or {}).get("profile")
+    tracked = tracked_profile()
     if tracked != cfg.profile:
         return f"dvc.yaml tracks profile {tracked!r}, not {cfg.profile!r}"
+    try:
+        check_dvc_yaml(cfg)
+    except ValueError as exc:
+        return str(exc)
     if dvc_executable() is None:
         return "dvc is not installed (make install creates .venv-dvc)"
     return None
@@ -84,9 +88,9 @@ def version_run(cfg: ExperimentConfig, params_path: str, overrides: dict | None,
         return []
     from varreason.pipeline.run_stage import run
 
-    specs = {s.name: s for s in registry(cfg)}
-    for s in specs.values():
-        run(s, cfg, specs)
+    stages = {s.name: s for s in registry(cfg)}
+    for s in stages.values():
+        run(s, cfg, stages)
     dvc("commit", "-f", "-q")
     remote = dvc("remote", "default", check=False).stdout.strip()
     pushed = remote and dvc("push", "-q", check=False)

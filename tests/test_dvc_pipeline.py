@@ -14,24 +14,28 @@ import yaml
 from dvc_repo import ROOT, dvc, dvc_exe, git, make_repo, ran_stages, run_py
 
 from varreason.config import load_config
-from varreason.pipeline.stages import check_rounds_file, registry, rounds_vars
+from varreason.pipeline.stages import check_dvc_yaml, dvc_yaml, registry
 
 
 def _registry_tiny():
     return registry(load_config(ROOT / "params.yaml", "tiny"))
 
 
-def test_rounds_file_matches_params():
+def test_dvc_yaml_is_generated_from_params_and_code():
+    """dvc.yaml is exactly what the recipe, the step table and params.yaml give (else: run `... sync`)."""
     cfg = load_config(ROOT / "params.yaml", "tiny")
-    check_rounds_file(cfg, ROOT / "dvc/rounds.yaml")
+    check_dvc_yaml(cfg, ROOT / "dvc.yaml")
     with pytest.raises(ValueError, match="regenerate it"):
-        check_rounds_file(load_config(ROOT / "params.yaml", "tiny", {"em.rounds": 3}), ROOT / "dvc/rounds.yaml")
-    assert len(rounds_vars(load_config(ROOT / "params.yaml", "tiny", {"em.rounds": 3}))["rft_rounds"]) == 3
+        check_dvc_yaml(load_config(ROOT / "params.yaml", "tiny", {"em.rounds": 3}), ROOT / "dvc.yaml")
+    assert dvc_yaml(load_config(ROOT / "params.yaml", "tiny", {"em.rounds": 3})).count("evaluate-rft-r3:") == 1
 
 
 def test_dvc_yaml_matches_registry():
-    """Every resolved stage of dvc.yaml (dvc's own parser) has the registry's name, out, deps and params."""
+    """Every stage DVC resolves from dvc.yaml (dvc's own parser) has the registry's name, out, deps and params,
+    and a step's code deps are the files of its cache key's fingerprint (one list for all three caches)."""
     from subprocess import run
+
+    from varreason.steps import STEPS, fingerprint
 
     code = ("import json,sys; from dvc.repo import Repo; r=Repo('.'); "
             "print(json.dumps({s.addressing: {'outs': [str(o.def_path) for o in s.outs], "
@@ -40,22 +44,21 @@ def test_dvc_yaml_matches_registry():
     py = str(Path(dvc_exe()).parent / "python")
     got = json.loads(run([py, "-c", code], cwd=ROOT, check=True, capture_output=True, text=True).stdout)
     specs = _registry_tiny()
-    assert list(got) == [s.name for s in specs] or sorted(got) == sorted(s.name for s in specs)
-    by_name = {s.name: s for s in specs}
-    for name, st in got.items():
-        s = by_name[name]
-        if s.step == "report":
-            assert st["deps"] == ["varreason", "dvc/tiny"]
+    assert sorted(got) == sorted(s.name for s in specs)
+    cfg = load_config(ROOT / "params.yaml", "tiny")
+    for s in specs:
+        st = got[s.name]
+        assert st["deps"] == list(s.deps) and st["params"] == sorted(s.params), s.name
+        if s.node is None:
             continue
-        assert st["outs"] == [s.out], name
-        want_deps = {"varreason", *(by_name[u].out for u in s.inputs.values())}
-        assert set(st["deps"]) == want_deps, name
-        assert st["params"] == sorted(f"profiles.tiny.{p}" for p in s.params), name
+        assert st["outs"] == [s.out], s.name
+        fpr = fingerprint(STEPS[s.node.step], cfg)
+        assert {d for d in st["deps"] if d.startswith("varreason/")} == set(fpr["code"]) | set(fpr["data"]), s.name
 
 
-POSTERIOR_ONLY = {"refresh-train@gml-r1", "refresh-train@gml-r2", "traces@gml-r2", "score@gml-r2", "weights@gml-r2",
-                  "reasoner-set@gml-r2", "train@gml-r2", "refresh-sample@gml-r2", "posterior-set@gml-r2",
-                  "eval@gml-r2", "report"}
+POSTERIOR_ONLY = {"train-q-em-gml-r1", "train-q-em-gml-r2", "sample-traces-em-gml-r2", "score-traces-em-gml-r2",
+                  "weigh-traces-em-gml-r2", "build-reasoner-set-em-gml-r2", "train-pi-em-gml-r2",
+                  "sample-responses-em-gml-r2", "build-posterior-set-em-gml-r2", "evaluate-em-gml-r2", "report"}
 
 
 @pytest.fixture(scope="module")
@@ -147,7 +150,7 @@ def test_s3_round_trip_without_leaking_credentials(repo, tmp_path, monkeypatch):
                f"c('s3://vr-dvc/store', endpoint_url='{endpoint}')")
         logs.append(dvc(clone, "pull", "-v"))
         assert "Data and pipelines are up to date" in dvc(clone, "status")
-        for rel in ("dvc/tiny/em-gml/r2/pi/model.safetensors", "dvc/tiny-report/metrics.json"):
+        for rel in ("dvc/tiny/train-pi-em-gml-r2/model.safetensors", "dvc/tiny-report/metrics.json"):
             assert (clone / rel).read_bytes() == (repo / rel).read_bytes()
     finally:
         server.stop()
@@ -167,7 +170,7 @@ def test_every_tracked_param_is_written_in_params_yaml():
     for spec in _registry_tiny():
         for key in spec.params:
             node = doc
-            for part in key.split("."):
+            for part in key.removeprefix("profiles.tiny.").split("."):
                 if not isinstance(node, dict) or part not in node:
                     missing.add(key)
                     break

@@ -49,3 +49,11 @@ ESTIMATORS: dict[str, Callable[[EstimatorInputs], tuple[Tensor, dict[str, float]
     "acc": acc_log_likelihood,
     "gml": gml_log_likelihood,
 }
+
+# Estimators whose weights need M answers sampled from pi after each trace (steps c/d of the round); the recipe
+# runs the `rollout-answers` step exactly for these, and `weigh_traces` refuses to run one without them.
+NEEDS_ROLLOUTS = frozenset({"acc"})
+
+
+def needs_rollouts(name: str) -> bool:
+    return name in NEEDS_ROLLOUTS

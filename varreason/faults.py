@@ -1,8 +1,8 @@
 """Named fault points for crash tests: ``VARREASON_FAULT=[<scope>/]<point>:<n>`` SIGKILLs this process at the
 n-th hit of ``point`` (counted only inside a ``building(scope)`` block, when a scope is given). Scopes nest:
-``varreason.io.produce`` opens one per artifact step (``checkpoint``, ``traces``, ``eval`` ...) and callers may
-open a finer one around it (``train_model`` opens its label, e.g. ``q-em-acc-r1``); a scoped point matches
-any open scope, so ``q-em-acc-r1/train-step:5`` is the 5th optimizer step of that posterior refresh.
+``varreason.io.produce`` opens one per artifact directory (``checkpoint``, ``traces``, ``eval`` ...) and
+``varreason.steps.run_step`` one per task run around it (``train-q-em-acc-r1``); a scoped point matches any open
+scope, so ``train-q-em-acc-r1/train-step:5`` is the 5th optimizer step of that posterior refresh.
 
 Points (``grep -rn fault_point varreason``): ``sample-token`` (HF decoding step), ``score-batch``,
 ``train-step``, ``eval-generate`` (lm-eval request batch), ``write-file`` (a file written, not yet renamed),

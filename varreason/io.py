@@ -1,7 +1,9 @@
 """Content-addressed artifacts with atomic writes.
 
-Every step writes one directory, ``<root>/<step>/<key>``, where ``key`` hashes the step's inputs (its config,
-the content hashes of its input artifacts) and the library's code fingerprint. The directory is built under a
+Every step writes one directory, ``<root>/<step>/<key>``, where ``key`` hashes the step's inputs (the config
+values it reads, the content hashes of its input artifacts) and its code fingerprint (``varreason.steps``); the
+parts of the key are kept beside the files in ``.key.json`` (not part of the content hash), so ``--status`` can
+say which part changed. The directory is built under a
 temporary name and renamed into place, so a crash never leaves a half-written artifact at a real path, and a
 finished directory is reused as is. What a killed builder leaves (its ``.tmp-<key>-*`` dir, a ``write_atomic``
 temp file) is removed by the next writer of the same key or file once no live process owns it. An
@@ -13,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import fcntl
-import functools
 import glob
 import hashlib
 import json
@@ -32,6 +33,8 @@ from pydantic import BaseModel, ConfigDict
 from varreason.faults import building, fault_point
 
 _DONE = ".complete"
+_KEY = ".key.json"
+_META = (_DONE, _KEY)  # bookkeeping files, not part of an artifact's content hash
 
 
 class ArtifactError(RuntimeError):
@@ -53,25 +56,14 @@ def _json_default(obj: Any) -> Any:
 
 
 def hash_dir(path: Path) -> str:
-    """Content hash of a directory: relative paths and bytes of every file (marker files excluded)."""
+    """Content hash of a directory: relative paths and bytes of every file (marker and key files excluded)."""
     h = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name != _DONE):
+    for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name not in _META):
         h.update(str(file.relative_to(path)).encode())
         h.update(b"\0")
         with open(file, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)
-    return h.hexdigest()[:16]
-
-
-@functools.cache
-def code_fingerprint() -> str:
-    """Hash of every ``varreason/**/*.py`` file: part of every cache key, so a library change recomputes."""
-    root = Path(__file__).resolve().parent
-    h = hashlib.sha256()
-    for file in sorted(root.rglob("*.py")):
-        h.update(str(file.relative_to(root)).encode())
-        h.update(file.read_bytes())
     return h.hexdigest()[:16]
 
 
@@ -105,12 +97,21 @@ def store_id(root: str | Path) -> str:
     return path.read_text().strip()
 
 
-def step_key(step: str, **parts: Any) -> str:
-    """Key of a step's output: its name, inputs (configs, refs, scalars) and the library code."""
-    return hash_json({"step": step, "code": code_fingerprint(), **parts})
+def artifact_key(step: str, key_parts: dict[str, Any]) -> str:
+    """Key of an artifact of directory ``step``: a hash of everything its content depends on (``key_parts``)."""
+    return hash_json({"out": step, **key_parts})
 
 
-def produce(root: str | Path, step: str, key_parts: dict[str, Any], build: Callable[[Path], None]) -> ArtifactRef:
+def read_key(path: str | Path) -> dict | None:
+    """The ``.key.json`` of an artifact directory (``label`` and key ``parts``), None if absent or unreadable."""
+    try:
+        return json.loads((Path(path) / _KEY).read_text())
+    except (OSError, ValueError):
+        return None
+
+
+def produce(root: str | Path, step: str, key_parts: dict[str, Any], build: Callable[[Path], None],
+            label: str = "") -> ArtifactRef:
     """Return the artifact for ``(step, key_parts)``, building it with ``build(tmp_dir)`` if absent.
 
     ``build`` writes files into a fresh temporary directory, which gets its ``.complete`` marker and is then
@@ -121,7 +122,7 @@ def produce(root: str | Path, step: str, key_parts: dict[str, Any], build: Calla
     (SIGKILL, OOM, preemption) in this step are removed (``_builder_lock``), so a crash leaves no orphan behind
     its re-run.
     """
-    key = step_key(step, **key_parts)
+    key = artifact_key(step, key_parts)
     final = Path(root) / step / key
     if (final / _DONE).exists():
         return ArtifactRef(path=str(final), sha=(final / _DONE).read_text().strip())
@@ -136,6 +137,8 @@ def produce(root: str | Path, step: str, key_parts: dict[str, Any], build: Calla
             build(tmp)
             fault_point("artifact-built")
             sha = hash_dir(tmp)
+            (tmp / _KEY).write_text(json.dumps({"label": label, "parts": key_parts}, sort_keys=True,
+                                               default=_json_default))
             (tmp / _DONE).write_text(sha)
             fault_point("artifact-marked")
             try:
@@ -196,7 +199,7 @@ def _builder_lock(final: Path):
 def work_dir(root: str | Path, step: str, key_parts: dict[str, Any]) -> Path:
     """A scratch directory fixed by ``(step, key_parts)``, beside the artifact it will become: a retried step
     finds what a killed attempt left there (e.g. a resumable training state). The caller removes it."""
-    return Path(root) / step / f".work-{step_key(step, **key_parts)}"
+    return Path(root) / step / f".work-{artifact_key(step, key_parts)}"
 
 
 def write_atomic(path: Path, data: bytes | str) -> None:

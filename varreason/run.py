@@ -29,10 +29,11 @@ import sys
 import time
 from dataclasses import asdict
 from pathlib import Path
+from types import SimpleNamespace
 
 import torch
 
-from varreason.config import ModelConfig, TrainConfig
+from varreason.config import LauncherConfig, ModelConfig
 from varreason.faults import fault_point
 from varreason.io import read_rows, write_json
 from varreason.objectives import OBJECTIVES
@@ -45,7 +46,9 @@ def train_distributed(spec: dict) -> TrainResult | None:
 
     from varreason.modeling import load_checkpoint, save_checkpoint
 
-    cfg, mcfg = TrainConfig.model_validate(spec["train"]), ModelConfig.model_validate(spec["model"])
+    t = spec["train"]  # the optimiser fields of TrainConfig the step reads (pipeline/train.py), not its step counts
+    launcher = LauncherConfig.model_validate(t["launcher"]) if t.get("launcher") else None
+    cfg, mcfg = SimpleNamespace(**{**t, "launcher": launcher}), ModelConfig.model_validate(spec["model"])
     acc = Accelerator(cpu=not torch.cuda.is_available())  # CPU ranks: DDP over gloo (the CPU test)
     rank, world = acc.process_index, acc.num_processes
     model, tok = load_checkpoint(spec["init"], mcfg, device="cpu")

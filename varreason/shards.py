@@ -91,10 +91,11 @@ def _merge_stats(spec: MergeSpec, parts: list[dict], merged_rows: list[dict]) ->
     return out
 
 
-def merge_shards(parts: list[ArtifactRef], root: str) -> ArtifactRef:
+def merge_shards(parts: list[ArtifactRef], root: str, key_parts: dict | None = None) -> ArtifactRef:
     """One artifact of the parts' step (``traces``, ``scores``, ``answers`` or ``responses``) whose table is the
     shard tables concatenated in the given (range) order, i.e. the unsharded table, and whose ``stats.json`` sums
-    counts and compute seconds (``shards``: how many). Keyed by the parts' content hashes."""
+    counts and compute seconds (``shards``: how many). Keyed by ``key_parts`` (``varreason.steps.merge_key_parts``:
+    the parts' content hashes and this module's code), else by the hashes alone."""
     if not parts:
         raise ValueError("merge_shards needs at least one shard artifact")
     steps = {Path(p.path).parent.name for p in parts}
@@ -112,4 +113,4 @@ def merge_shards(parts: list[ArtifactRef], root: str) -> ArtifactRef:
                              read_rows(out / spec.table) if spec.derived else [])
         write_json(out / "stats.json", stats)
 
-    return produce(root, step, {"merged_shards": [p.sha for p in parts]}, build)
+    return produce(root, step, key_parts or {"merged_shards": [p.sha for p in parts]}, build)

@@ -50,8 +50,14 @@ def test_deploy_script_creates_every_pool_and_the_gpu_limit():
     for pool in {d["work_pool"]["name"] for d in deps.values()}:
         assert f"work-pool create {pool} " in script
     assert "concurrency-limit create gpu" in script
-    gpu_tagged = [f for f in (ROOT / "tasks").glob("*.py") if 'tags=["gpu"]' in f.read_text()]
-    assert {f.name for f in gpu_tagged} >= {"sampling.py", "training.py", "evaluation.py", "weighting.py"}
+    from tasks.steps import step_task
+    from varreason.config import load_config
+    from varreason.steps import STEPS
+
+    cfg = load_config(ROOT / "params.yaml", "tiny")
+    gpu = {name for name in STEPS if "gpu" in step_task(cfg, name, name).tags}
+    assert gpu == {"train-pi0", "train-q0", "sample-traces", "score-traces", "rollout-answers", "train-reasoner",
+                   "sample-refresh", "train-posterior", "sample-rft", "evaluate"}
 
 
 def test_k8s_template_variables_are_a_valid_schema_and_cover_every_placeholder():

@@ -2,7 +2,6 @@
 sampling gives the unsharded samples for the same seeds; a failed shard costs that shard only on the re-run."""
 
 import asyncio
-import math
 import time
 from pathlib import Path
 
@@ -11,11 +10,12 @@ from prefect.client.orchestration import get_client
 from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterName
 from prefect.testing.utilities import prefect_test_harness
 
-from flows.shards import sharded
-from tasks.sampling import sample_traces
+from step_helpers import step
+
+from flows.shards import run_sharded
 from varreason.config import load_config
 from varreason.io import read_json
-from varreason.pipeline import data, sample
+from varreason.pipeline import sample
 from varreason.pipeline.common import rows
 from varreason.shards import shard_ranges
 
@@ -34,18 +34,16 @@ def setup(tmp_path_factory):
     """16 training questions, an untrained tiny model, and the unsharded trace pass (library call, no Prefect)."""
     root = tmp_path_factory.mktemp("shards")
     c = load_config(PARAMS, "smoke", {"data.n_train": N, "data.n_seed_traces": 8, "data.n_heldout": 4})
-    task = data.build_task(c.data, c.prompt, c.seed, str(root / "base"))
-    model = data.init_backbone(c.model, task, c.seed, str(root / "base"))
-    full = sample.sample_traces(c.sampling, c.model, c.prompt, model, task, c.seed, 1, str(root / "base"), False)
+    task = step("build-task", c, root / "base")
+    model = step("init-backbone", c, root / "base", task=task)
+    full = step("sample-traces", c, root / "base", q=model, task=task, rnd=1)
     return c, root, task, model, rows(full, "traces.parquet")
 
 
 def _same_samples(got, want):
     assert len(got) == len(want) == N * 2
     for g, w in zip(got, want):
-        assert (g["qid"], g["k"], g["trace"], g["finished"]) == (w["qid"], w["k"], w["trace"], w["finished"])
-        assert len(g["logp_sampling"]) == len(w["logp_sampling"])
-        assert all(math.isclose(x, y, abs_tol=1e-5) for x, y in zip(g["logp_sampling"], w["logp_sampling"]))
+        assert g == w
 
 
 def _task_runs_under(flow_run_id):
@@ -74,11 +72,10 @@ def _fan_out_run(name):
 def test_sharded_sampling_on_local_ray_cluster_equals_unsharded(harness, setup):
     import ray
     c, root, task, model, want = setup
-    c = c.model_copy(update={"sharding": c.sharding.model_copy(update={"shards": SHARDS, "runner": "ray",
-                                                                         "ray_num_cpus": 2})})
+    c = c.model_copy(update={"artifacts_dir": str(root / "ray"), "sharding": c.sharding.model_copy(
+        update={"shards": SHARDS, "runner": "ray", "ray_num_cpus": 2})})
     try:
-        merged = sharded(c, sample_traces)(c.sampling, c.model, c.prompt, model, task, c.seed, 1, "t",
-                                           str(root / "ray"))
+        merged = run_sharded(c, "sample-traces", {"q": model, "task": task}, {"rnd": 1}, "sample-traces-t")
         assert ray.is_initialized() and ray.cluster_resources()["CPU"] == 2  # the shards ran on the local cluster
     finally:
         ray.shutdown()
@@ -92,7 +89,8 @@ def test_sharded_sampling_on_local_ray_cluster_equals_unsharded(harness, setup):
 @pytest.mark.slow
 def test_a_failed_shard_costs_only_that_shard(harness, setup, monkeypatch):
     c, root, task, model, want = setup
-    c = c.model_copy(update={"sharding": c.sharding.model_copy(update={"shards": SHARDS, "runner": "local"})})
+    c = c.model_copy(update={"artifacts_dir": str(root / "crash"),
+                             "sharding": c.sharding.model_copy(update={"shards": SHARDS, "runner": "local"})})
     ranges, calls, died, real = shard_ranges(N, SHARDS), [], [], sample.sample_traces
 
     def flaky(*args, shard=None, **kw):
@@ -103,12 +101,13 @@ def test_a_failed_shard_costs_only_that_shard(harness, setup, monkeypatch):
         return real(*args, shard=shard, **kw)
 
     monkeypatch.setattr(sample, "sample_traces", flaky)
-    run = sharded(c, sample_traces)
-    args = (c.sampling, c.model, c.prompt, model, task, c.seed, 1, "crash", str(root / "crash"))
+    def run():
+        return run_sharded(c, "sample-traces", {"q": model, "task": task}, {"rnd": 1}, "sample-traces-crash")
+
     with pytest.raises(ValueError, match="shard 0 died"):
-        run(*args)
+        run()
     assert sorted(calls) == sorted(ranges)
     calls.clear()
-    merged = run(*args)
+    merged = run()
     assert calls == [ranges[0]]  # the three finished shards are cache hits
     _same_samples(rows(merged, "traces.parquet"), want)

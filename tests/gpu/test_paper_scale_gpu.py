@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from varreason.config import load_config
 from varreason.io import produce, read_json, write_rows
 from varreason.modeling import build_char_tokenizer, build_tiny_model, save_checkpoint
-from varreason.pipeline.train import train_model
+from varreason.steps import run_step
 
 pytestmark = pytest.mark.gpu
 ROOT = Path(__file__).resolve().parents[2]
@@ -23,7 +23,8 @@ ROOT = Path(__file__).resolve().parents[2]
 
 @pytest.mark.skipif(torch.cuda.device_count() < 2, reason="needs 2 CUDA devices")
 def test_two_process_fsdp_step(tmp_path):
-    over = {"train.batch_size": 8, "train.launcher": {"kind": "accelerate", "num_processes": 2,
+    over = {"train.batch_size": 8, "train.steps": 2, "seed": 0,
+            "train.launcher": {"kind": "accelerate", "num_processes": 2,
                                                       "config": str(ROOT / "deploy/accelerate/fsdp.yaml")}}
     cfg = load_config(ROOT / "params.yaml", "smoke", over)
     tok = build_char_tokenizer(list("0123456789+-"), cfg.prompt)
@@ -33,7 +34,7 @@ def test_two_process_fsdp_step(tmp_path):
     init = produce(root, "backbone", {"t": 1},
                    lambda out: save_checkpoint(build_tiny_model(cfg.model, tok, 0), tok, out))
     sets = produce(root, "reasoner-set", {"t": 1}, lambda out: write_rows(out / "examples.parquet", rows))
-    ref = train_model(cfg.train, cfg.model, init, [sets], 2, 0, "pi-gpu", str(root))
+    ref = run_step("train-reasoner", cfg, {"init": init, "set": sets}, label="pi-gpu", root=str(root), rnd=0)
     stats = read_json(ref.verify() / "stats.json")
     assert stats["world"] == 2 and stats["steps"] == 2
     got, start = load_file(ref.verify() / "model.safetensors"), load_file(init.verify() / "model.safetensors")

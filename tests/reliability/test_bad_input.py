@@ -222,15 +222,15 @@ def test_bad_files_and_dirs(tmp_path):
 def test_row_policies_are_counted_in_the_task_stats(tmp_path):
     """Empty think_content on a seed row -> no gold trace (n_seed_empty); no \\boxed{} -> answer "" (n_code);
     a repeated question -> kept (n_duplicate_questions)."""
-    from varreason.pipeline import data
     from varreason.pipeline.common import questions, stats
+    from varreason.steps import run_step
 
     rows = [{**GOOD, "question_content": f"q{i}", "think_content": ""} for i in range(3)]
     rows += [{**GOOD, "solution_content": "def f(): pass"}, GOOD]  # code problem; GOOD repeats row 3's question
     over = {"data.dataset": _jsonl(tmp_path, rows), "data.n_train": 5, "data.n_heldout": 0,
             "data.n_seed_traces": 5, "artifacts_dir": str(tmp_path / "a")}
     cfg = load_config(PARAMS, "qwen3", over)
-    ref = data.build_task(cfg.data, cfg.prompt, cfg.seed, cfg.artifacts_dir)
+    ref = run_step("build-task", cfg, {}, progress=False)
     st = stats(ref)
     assert (st["n_seed"], st["n_seed_empty"], st["n_code"], st["n_duplicate_questions"]) == (2, 3, 1, 1)
     assert sum(q["gold_trace"] is not None for q in questions(ref)) == 2
@@ -368,10 +368,10 @@ def test_weigh_and_select_steps_count_every_policy(tmp_path):
     and an empty trace; c and d never close a thought (c has a gold trace, d does not)."""
     from varreason.pipeline.common import rows as read
     from varreason.pipeline.common import stats
-    from varreason.pipeline.weigh import build_reasoner_set, weigh_traces
+    from varreason.steps import run_step
 
     root = str(tmp_path)
-    cfg = load_config(PARAMS, "tiny", {"objective.mix_seed_data": False})
+    cfg = load_config(PARAMS, "tiny", {"objective.mix_seed_data": False, "artifacts_dir": root})
     fin = {("a", 0), ("a", 2), ("b", 0), ("b", 1), ("b", 2)}
     traces = [{"qid": q, "k": k, "trace": "" if (q, k) == ("b", 1) else f"{q}{k}", "finished": (q, k) in fin}
               for q in "abcd" for k in range(3)]
@@ -382,7 +382,8 @@ def test_weigh_and_select_steps_count_every_policy(tmp_path):
     task = [{"id": q, "question": "1+2", "answer": "3", "level": 1, "split": "train",
              "gold_trace": "3" if q == "c" else None} for q in "abcd"]
     t_ref = _art(root, "traces", "traces.parquet", traces)
-    w_ref = weigh_traces("gml", t_ref, _art(root, "scores", "scores.parquet", scores), None, root)
+    w_ref = run_step("weigh-traces", cfg, {"traces": t_ref, "scores": _art(root, "scores", "scores.parquet", scores)},
+                     est="gml")
     st = stats(w_ref)
     assert (st["n_unfinished"], st["n_empty_traces"], st["n_dead_questions"]) == (7, 1, 2)
     assert st["n_invalid_ratio"] == 7 + 2  # unfinished (no tokens) + NaN under pi + -inf under q
@@ -391,7 +392,7 @@ def test_weigh_and_select_steps_count_every_policy(tmp_path):
     assert not any(math.isnan(r["rho_tilde"]) for r in w.values())
     assert math.isfinite(w["b", 1]["log_rho"])  # the empty trace keeps its weight (documented policy)
     task_ref = _art(root, "task", "questions.parquet", task, {"modulus": None})
-    sel = build_reasoner_set(cfg.objective, "gml", cfg.prompt, w_ref, t_ref, None, task_ref, root)
+    sel = run_step("build-reasoner-set", cfg, {"weights": w_ref, "traces": t_ref, "task": task_ref}, est="gml")
     st_sel = stats(sel)
     assert (st_sel["n_selected"], st_sel["n_fallback"], st_sel["n_dropped"]) == (2, 1, 1)
     assert sorted(r["qid"] for r in read(sel, "examples.parquet")) == ["a", "b", "c"]
@@ -399,17 +400,18 @@ def test_weigh_and_select_steps_count_every_policy(tmp_path):
 
 def test_acc_question_with_every_answer_wrong_is_dead(tmp_path):
     from varreason.pipeline.common import stats
-    from varreason.pipeline.weigh import weigh_traces
+    from varreason.steps import run_step
 
     root = str(tmp_path)
+    cfg = load_config(PARAMS, "tiny", {"artifacts_dir": root})
     traces = [{"qid": q, "k": k, "trace": f"{q}{k}", "finished": True} for q in "ab" for k in range(2)]
     scores = [{"qid": q, "k": k, "think_pi": [-1.0], "think_q": [-1.0], "answer_pi": [-0.1]}
               for q in "ab" for k in range(2)]
     answers = [{"qid": q, "k": k, "correct": [q == "b" and k == 0, False], "first_correct": "x" if q == "b" else None}
                for q in "ab" for k in range(2)]
-    ref = weigh_traces("acc", _art(root, "traces", "traces.parquet", traces),
-                       _art(root, "scores", "scores.parquet", scores),
-                       _art(root, "answers", "answers.parquet", answers), root)
+    ref = run_step("weigh-traces", cfg, {"traces": _art(root, "traces", "traces.parquet", traces),
+                                         "scores": _art(root, "scores", "scores.parquet", scores),
+                                         "answers": _art(root, "answers", "answers.parquet", answers)}, est="acc")
     st = stats(ref)
     assert st["n_dead_questions"] == 1 and st["frac_zero_acc"] == 0.75 and st["n_zero_weight"] == 3
 
@@ -436,21 +438,23 @@ def test_sampling_steps_count_unfinished_empty_and_unparsed_outputs(tmp_path, mo
     from varreason.pipeline import sample
     from varreason.pipeline.common import rows as read
     from varreason.pipeline.common import stats
+    from varreason.steps import run_step
 
-    root, cfg = str(tmp_path), load_config(PARAMS, "tiny", {"sampling.traces_per_question": 4})
+    root = str(tmp_path)
+    cfg = load_config(PARAMS, "tiny", {"sampling.traces_per_question": 4, "baselines.rft_samples": 4,
+                                       "artifacts_dir": root})
     task = _art(root, "task", "questions.parquet", [{"id": f"q{i}", "question": "1+2", "answer": "3", "level": 1,
                                                     "split": "train", "gold_trace": None} for i in range(2)])
     ckpt = _art(root, "ckpt", "x.parquet", [{"a": 1}])
     eot, bos, eos = cfg.prompt.end_of_thought, cfg.prompt.begin_of_solution, cfg.prompt.end_of_solution
     monkeypatch.setattr(sample, "make_sampler", lambda *a: _ScriptedSampler(["3", "", "1+2 is...", "3"]))
-    tr = sample.sample_traces(cfg.sampling, cfg.model, cfg.prompt, ckpt, task, 0, 1, root, progress=False)
+    tr = run_step("sample-traces", cfg, {"q": ckpt, "task": task}, progress=False, rnd=1)
     st = stats(tr)
     assert (st["n_traces"], st["n_unfinished"], st["n_empty"]) == (8, 2, 2)
     assert [r["finished"] for r in read(tr, "traces.parquet")][:4] == [True, True, False, True]
     texts = [f"3{eot}{bos}\\boxed{{3}}", "no marker at all", f"3{eot}no solution block", f"3{eot}{bos}\\boxed{{4}}"]
     monkeypatch.setattr(sample, "make_sampler", lambda *a: _ScriptedSampler(texts))
-    resp = sample.sample_responses(cfg.sampling, cfg.model, cfg.prompt, ckpt, task, "train", 4, 0.7, 1.0, 32, 0,
-                                   "test", root, progress=False)
+    resp = run_step("sample-rft", cfg, {"pi": ckpt, "task": task}, progress=False, rnd=1)
     st = stats(resp)
     assert (st["n_responses"], st["n_unparsed"], st["accuracy"]) == (8, 4, 0.25)
 

@@ -60,18 +60,18 @@ NEVER_CACHED = ("preflight", "publish-results", "dvc-version")  # by design they
 POINTS = [
     ("task/write-file:1", "build-task", "mid-file write: questions.parquet written, not yet renamed"),
     ("pi0/train-step:25", "train-pi0", "SFT training, resumable state at step 20"),
-    ("q0/artifact-renamed:1", "train-q0", "artifact renamed into place, task not yet finished"),
+    ("train-q0/artifact-renamed:1", "train-q0", "artifact renamed into place, task not yet finished"),
     ("eval/eval-generate:1", "evaluate-sft-r0", "evaluation, lm-eval generation done"),
     ("traces/sample-token:3", "sample-traces-em-acc-r1", "posterior sampling, mid-decoding"),
     ("scores/score-batch:1", "score-traces-em-acc-r1", "scoring under pi"),
     ("answers/sample-token:2", "rollout-answers-em-acc-r1", "Acc answer rollouts, mid-decoding"),
     ("weights/artifact-built:1", "weigh-traces-em-acc-r1", "artifact built, no marker yet"),
-    ("pi-em-acc-r1/train-step:5", "train-pi-em-acc-r1", "EM reasoner training"),
+    ("train-pi-em-acc-r1/train-step:5", "train-pi-em-acc-r1", "EM reasoner training"),
     ("responses/sample-token:3", "sample-responses-em-acc-r1", "posterior refresh: sampling from pi"),
-    ("q-em-acc-r1/train-step:6", "train-q-em-acc-r1", "posterior refresh: training q"),
+    ("train-q-em-acc-r1/train-step:6", "train-q-em-acc-r1", "posterior refresh: training q"),
     ("eval/sample-token:3", "evaluate-em-acc-r1", "evaluation, mid-decoding"),
     ("responses/artifact-marked:1", "sample-responses-rft-r1", "marker written, not yet renamed"),
-    ("pi-rft-r1/train-step:3", "train-pi-rft-r1", "RFT training"),
+    ("train-pi-rft-r1/train-step:3", "train-pi-rft-r1", "RFT training"),
     ("eval/artifact-renamed:1", "evaluate-rft-r1", "evaluation artifact in place, task not yet finished"),
     ("write-file:1", "publish-results", "results dir: metrics.json written, not yet renamed"),
 ]
@@ -212,7 +212,7 @@ def _before_rerun(fault: str, state: Path) -> list[str]:
     if fault == "pi0/train-step:25" and not list(store.glob("checkpoint/.work-*/state.safetensors")):
         errs.append("no resumable training state (state.safetensors) after a kill at step 25 with "
                     "checkpoint_every=10")
-    if fault == "q0/artifact-renamed:1" and _stats_of(store, "q0") is None:
+    if fault == "train-q0/artifact-renamed:1" and _stats_of(store, "q0") is None:
         errs.append("q0's artifact is not in place although the kill came after its rename")
     if fault == "eval/artifact-renamed:1" and len(list(store.glob("eval/[!.]*"))) != 3:
         errs.append("the RFT evaluation is not in place (3 eval artifacts) although the kill came after its rename")

@@ -1,6 +1,6 @@
 """Retry only transient failures; the cache key moves with the library code and the artifact store."""
 
-from types import SimpleNamespace
+from pathlib import Path
 
 import pytest
 from prefect.transactions import IsolationLevel
@@ -28,24 +28,33 @@ def test_is_transient(exc, transient):
     assert caching.is_transient(None, None, _State(exc)) is transient
 
 
-def test_key_follows_code_and_store(tmp_path, monkeypatch):
-    a = caching._code_and_store(None, {"root": str(tmp_path / "a")})
-    b = caching._code_and_store(None, {"root": str(tmp_path / "b")})
-    assert a != b and a == caching._code_and_store(None, {"root": str(tmp_path / "a")})
-    monkeypatch.setattr(caching, "code_fingerprint", lambda: "changed")
-    assert caching._code_and_store(None, {"root": str(tmp_path / "a")}) != a
+def test_key_is_the_artifact_key_plus_the_store(tmp_path):
+    """The Prefect cache key of a step is its artifact key (the same one io.produce files it under) plus the
+    identity of the artifact store: another store, another key."""
+    from varreason.config import load_config
+    from varreason.steps import step_key
+
+    params = Path(__file__).resolve().parents[2] / "params.yaml"
+    a, b = (load_config(params, "smoke", {"artifacts_dir": str(tmp_path / x)}) for x in "ab")
+    call = {"step": "build-task", "refs": {}, "ctx": {}}
+    ka, kb = caching._step_key(None, {**call, "cfg": a}), caching._step_key(None, {**call, "cfg": b})
+    assert ka != kb and ka == caching._step_key(None, {**call, "cfg": a})
+    assert ka.startswith(step_key("build-task", a, {}, {}) + "-")
+    c = load_config(params, "smoke", {"artifacts_dir": str(tmp_path / "a"), "data.n_train": 121})
+    assert caching._step_key(None, {**call, "cfg": c}) != ka  # a value the step reads is part of the key
 
 
 def test_every_step_task_uses_the_cache_policy():
-    from tasks import data, evaluation, sampling, sharding, training, weighting
+    from tasks.steps import merge_shards, run_step, step_task
+    from varreason.config import load_config
+    from varreason.steps import STEPS
 
-    tasks = [getattr(m, n) for m in (data, sampling, sharding, training, weighting) for n in dir(m)
-             if hasattr(getattr(m, n), "cache_policy") and getattr(m, n).__module__ == m.__name__]
-    tasks.append(evaluation.evaluate)
-    assert len(tasks) >= 11
+    cfg = load_config(Path(__file__).resolve().parents[2] / "params.yaml", "tiny")
+    tasks = [step_task(cfg, name, name) for name in STEPS] + [run_step]
     for t in tasks:
         assert t.cache_policy is caching.CACHE, t.name
+    for t in [*tasks, merge_shards]:
         assert t.retries == 2 and t.retry_condition_fn is caching.is_transient, t.name
         assert t.cache_policy.isolation_level == IsolationLevel.SERIALIZABLE, t.name
         assert t.cache_policy.lock_manager is caching.LOCKS, t.name
-    assert SimpleNamespace  # keep import used
+    assert merge_shards.cache_policy is caching.MERGE_CACHE

@@ -8,8 +8,10 @@ import pytest
 
 from varreason import bespoke
 from varreason.config import DataError, load_config
-from varreason.pipeline import data
-from varreason.pipeline.common import grade, questions
+from step_helpers import step
+
+from varreason.pipeline.common import questions
+from varreason.pipeline.sample import grade
 from varreason.prompts import posterior_prompt
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -83,7 +85,7 @@ def test_hub_id_goes_through_datasets_offline():
 
 def test_build_task_step_and_hint_and_grader(tmp_path):
     c = cfg(tmp_path)
-    ref = data.build_task(c.data, c.prompt, c.seed, c.artifacts_dir)
+    ref = step("build-task", c, c.artifacts_dir)
     qs = questions(ref)
     assert len(qs) == 7 and {q["grader"] for q in qs} == {"math"}
     q = next(q for q in qs if q["answer"] == "14")
@@ -97,8 +99,8 @@ def test_build_task_step_and_hint_and_grader(tmp_path):
     code = next(q for q in qs if q["answer"] == "")
     assert not grade(code, "\\boxed{}")  # no verifier for code problems here: never scores
     # seed sets: reasoner gets trace + the reference solution, posterior gets the hinted prompt
-    seed_pi = data.build_seed_set(c.prompt, ref, "reasoner", c.artifacts_dir)
-    seed_q = data.build_seed_set(c.prompt, ref, "posterior", c.artifacts_dir)
+    seed_pi = step("build-seed-set", c, c.artifacts_dir, task=ref, role="reasoner")
+    seed_q = step("build-seed-set", c, c.artifacts_dir, task=ref, role="posterior")
     from varreason.io import read_rows
 
     rp, rq = read_rows(seed_pi.verify() / "examples.parquet"), read_rows(seed_q.verify() / "examples.parquet")

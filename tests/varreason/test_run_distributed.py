@@ -11,8 +11,8 @@ from safetensors.torch import load_file
 
 from varreason.config import load_config
 from varreason.io import produce, read_json, write_rows
-from varreason.pipeline.train import train_model
 from varreason.modeling import build_char_tokenizer, build_tiny_model, load_checkpoint, save_checkpoint
+from varreason.steps import run_step
 from varreason.training import Example, train_sft
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -21,8 +21,8 @@ STEPS = 3
 
 @pytest.mark.slow
 def test_two_gloo_ranks_match_in_process_training(tmp_path, one_thread, monkeypatch):
-    over = {"train.batch_size": 8, "train.launcher": {"kind": "torchrun", "num_processes": 2,
-                                                      "gradient_checkpointing": True}}
+    over = {"train.batch_size": 8, "train.steps": STEPS, "seed": 2,  # train-reasoner round 1: seed 2 + 1 = 3
+            "train.launcher": {"kind": "torchrun", "num_processes": 2, "gradient_checkpointing": True}}
     cfg = load_config(ROOT / "params.yaml", "smoke", over)
     tok = build_char_tokenizer(list("0123456789+-"), cfg.prompt)
     rows = [{"prompt": f"<|im_start|>{a}+{b}<|im_end|><|begin_of_thought|>", "response": f"{a + b}",
@@ -34,7 +34,7 @@ def test_two_gloo_ranks_match_in_process_training(tmp_path, one_thread, monkeypa
     init = init_ref.verify()
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
     # the pipeline step: train.launcher set -> `torchrun --standalone --nproc_per_node 2 -m varreason.run ...`
-    ref = train_model(cfg.train, cfg.model, init_ref, [set_ref], STEPS, 3, "pi-test", str(root))
+    ref = run_step("train-reasoner", cfg, {"init": init_ref, "set": set_ref}, label="pi-test", root=str(root), rnd=1)
     out = ref.verify()
     result = read_json(out / "stats.json")
     assert result["world"] == 2 and result["steps"] == STEPS
@@ -74,7 +74,7 @@ def test_killed_launcher_training_resumes_from_its_state(tmp_path, one_thread, m
     from it and ends with the same weights, byte for byte, as an uninterrupted 2-rank run."""
     import subprocess
 
-    over = {"train.batch_size": 8, "train.checkpoint_every": 2,
+    over = {"train.batch_size": 8, "train.checkpoint_every": 2, "train.steps": 6, "seed": 4,
             "train.launcher": {"kind": "torchrun", "num_processes": 2, "gradient_checkpointing": False}}
     cfg = load_config(ROOT / "params.yaml", "smoke", over)
     tok = build_char_tokenizer(list("0123456789+-"), cfg.prompt)
@@ -85,8 +85,8 @@ def test_killed_launcher_training_resumes_from_its_state(tmp_path, one_thread, m
     def run(root):
         init = produce(root, "backbone", {"t": 1}, lambda out: save_checkpoint(build_tiny_model(cfg.model, tok, 0),
                                                                                tok, out))
-        sets = [produce(root, "reasoner-set", {"t": 1}, lambda out: write_rows(out / "examples.parquet", rows))]
-        return train_model(cfg.train, cfg.model, init, sets, 6, 5, "pi-test", str(root))
+        tset = produce(root, "reasoner-set", {"t": 1}, lambda out: write_rows(out / "examples.parquet", rows))
+        return run_step("train-reasoner", cfg, {"init": init, "set": tset}, label="pi-test", root=str(root), rnd=1)
 
     plain = run(tmp_path / "plain")
     monkeypatch.setenv("VARREASON_FAULT", "launcher-state-saved:1")

@@ -6,11 +6,13 @@ from pathlib import Path
 
 import pytest
 
+from step_helpers import step
+
 from varreason.config import load_config
-from varreason.io import produce, read_json, step_key, write_json, write_rows
-from varreason.pipeline import data, sample, weigh
+from varreason.io import produce, read_json, write_json, write_rows
 from varreason.pipeline.common import rows
 from varreason.shards import MERGES, merge_shards, shard_ranges
+from varreason.steps import step_key
 
 PARAMS = Path(__file__).resolve().parents[2] / "params.yaml"
 N = 10  # questions; 4 shards of 3, 3, 2, 2 (uneven on purpose)
@@ -73,9 +75,11 @@ def _same_rows(got: list[dict], want: list[dict]):
 @pytest.fixture(scope="module")
 def setup(tmp_path_factory, one_thread):
     root = str(tmp_path_factory.mktemp("shards"))
-    c = load_config(PARAMS, "smoke", {"data.n_train": N, "data.n_seed_traces": 5, "data.n_heldout": 4})
-    task = data.build_task(c.data, c.prompt, c.seed, root)
-    model = data.init_backbone(c.model, task, c.seed, root)
+    c = load_config(PARAMS, "smoke", {"data.n_train": N, "data.n_seed_traces": 5, "data.n_heldout": 4,
+                                      "baselines.rft_samples": 2, "sampling.max_answer_tokens": 8,
+                                      "artifacts_dir": root})
+    task = step("build-task", c, root)
+    model = step("init-backbone", c, root, task=task)
     return c, root, task, model
 
 
@@ -86,7 +90,7 @@ def _sharded(fn, root, shards=4):
 def test_sharded_passes_equal_the_unsharded_pass(setup):
     c, root, task, model = setup
     s = c.sampling
-    trace = lambda **kw: sample.sample_traces(s, c.model, c.prompt, model, task, c.seed, 1, root, False, **kw)  # noqa: E731
+    trace = lambda **kw: step("sample-traces", c, root, q=model, task=task, rnd=1, **kw)  # noqa: E731
     full = trace()
     merged = _sharded(trace, root)
     want = rows(full, "traces.parquet")
@@ -101,24 +105,22 @@ def test_sharded_passes_equal_the_unsharded_pass(setup):
         write_json(out / "stats.json", {})
 
     traces = produce(root, "traces", {"all-finished": full.sha}, finish)
-    score = lambda **kw: weigh.score_traces(c.model, c.prompt, model, model, traces, task, 1.0, root, False, **kw)  # noqa: E731
+    score = lambda **kw: step("score-traces", c, root, pi=model, q=model, traces=traces, task=task, **kw)  # noqa: E731
     _same_rows(rows(_sharded(score, root), "scores.parquet"), rows(score(), "scores.parquet"))
-    answer = lambda **kw: sample.rollout_answers(s, c.model, c.prompt, model, traces, task, c.seed, root, False, **kw)  # noqa: E731
+    answer = lambda **kw: step("rollout-answers", c, root, pi=model, traces=traces, task=task, **kw)  # noqa: E731
     full_answers = rows(answer(), "answers.parquet")
     assert len(full_answers) == len(want)
     _same_rows(rows(_sharded(answer, root), "answers.parquet"), full_answers)
-    resp = lambda **kw: sample.sample_responses(s, c.model, c.prompt, model, task, "train", 2, s.temperature,  # noqa: E731
-                                                s.top_p, 24, c.seed, "rft-r1", root, False, **kw)
+    resp = lambda **kw: step("sample-rft", c, root, pi=model, task=task, rnd=1, **kw)  # noqa: E731
     _same_rows(rows(_sharded(resp, root, shards=3), "responses.parquet"), rows(resp(), "responses.parquet"))
 
 
 def test_a_shard_is_keyed_apart_and_unsharded_keys_do_not_move(setup):
     c, root, task, model = setup
-    a = sample.sample_traces(c.sampling, c.model, c.prompt, model, task, c.seed, 1, root, False, shard=(0, 3))
-    b = sample.sample_traces(c.sampling, c.model, c.prompt, model, task, c.seed, 1, root, False, shard=(3, 6))
-    full = sample.sample_traces(c.sampling, c.model, c.prompt, model, task, c.seed, 1, root, False, shard=None)
+    a = step("sample-traces", c, root, q=model, task=task, rnd=1, shard=(0, 3))
+    b = step("sample-traces", c, root, q=model, task=task, rnd=1, shard=(3, 6))
+    full = step("sample-traces", c, root, q=model, task=task, rnd=1)
     assert len({a.path, b.path, full.path}) == 3
     assert {r["qid"] for r in rows(a, "traces.parquet")}.isdisjoint({r["qid"] for r in rows(b, "traces.parquet")})
-    # the unsharded key is the one it was before sharding existed (no shard entry), so caches stay valid
-    assert Path(full.path).name == step_key("traces", sampling=c.sampling, model=c.model, prompt=c.prompt,
-                                            posterior=model.sha, task=task.sha, seed=c.seed, round=1)
+    # the unsharded key has no shard entry, so a run with sharding.shards = 1 keys its steps as it always did
+    assert Path(full.path).name == step_key("sample-traces", c, {"q": model, "task": task}, {"rnd": 1})

@@ -20,11 +20,11 @@ import torch
 torch.set_num_threads(1)
 from varreason.config import load_config
 from varreason.io import read_json
-from varreason.pipeline import data, train
+from varreason.steps import run_step
 import varreason.training as T
 
 params, root, every, mode, steps = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4], int(sys.argv[5])
-cfg = load_config(params, "smoke", {"train.checkpoint_every": every})
+cfg = load_config(params, "smoke", {"train.checkpoint_every": every, "train.init_steps": steps})
 if mode == "hang":  # stand-in for a crash: hang right after the first state is on disk, the test SIGKILLs us
     save = T.save_state
     def save_then_hang(d, st):
@@ -32,10 +32,10 @@ if mode == "hang":  # stand-in for a crash: hang right after the first state is 
         print("SAVED", st["step"], flush=True)
         time.sleep(600)
     T.save_state = save_then_hang
-task = data.build_task(cfg.data, cfg.prompt, cfg.seed, root)
-backbone = data.init_backbone(cfg.model, task, cfg.seed, root)
-seed_pi = data.build_seed_set(cfg.prompt, task, "reasoner", root)
-ref = train.train_model(cfg.train, cfg.model, backbone, [seed_pi], steps, cfg.seed, "pi0", root, progress=False)
+task = run_step("build-task", cfg, {}, root=root, progress=False)
+backbone = run_step("init-backbone", cfg, {"task": task}, root=root, progress=False)
+seed_pi = run_step("build-seed-set", cfg, {"task": task}, root=root, progress=False, role="reasoner")
+ref = run_step("train-pi0", cfg, {"init": backbone, "set": seed_pi}, label="pi0", root=root, progress=False)
 print("RESULT", json.dumps({"path": ref.path, "stats": read_json(ref.verify() / "stats.json")}), flush=True)
 """
 

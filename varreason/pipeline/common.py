@@ -1,4 +1,4 @@
-"""Helpers shared by the steps: reading artifacts, backends, timing."""
+"""Helpers shared by the step builders: reading artifacts, loading checkpoints, timing."""
 
 from __future__ import annotations
 
@@ -10,8 +10,6 @@ from typing import Any
 
 import torch
 
-from varreason import arith
-from varreason.config import ModelConfig, SamplingConfig
 from varreason.io import ArtifactRef, read_json, read_rows, write_json
 
 
@@ -24,18 +22,6 @@ def questions(task: ArtifactRef, split: str | None = None) -> list[dict]:
     return [r for r in rows if split is None or r["split"] == split]
 
 
-def grade(q: dict, solution: str | None) -> bool:
-    """The task's one grader on a solution block: integer equality for the tiny task; math-verify for rows
-    marked ``grader: math`` (Bespoke), where an empty gold (code problems, no verifier here) never scores."""
-    if solution is None:
-        return False
-    if q.get("grader") == "math":
-        from varreason.eval.grader import grade_math
-
-        return bool(q["answer"]) and grade_math(q["answer"], solution).correct
-    return arith.grade(arith.extract_boxed(solution), q["answer"])
-
-
 def rows(ref: ArtifactRef, name: str) -> list[dict]:
     return read_rows(ref.verify() / name)
 
@@ -44,18 +30,10 @@ def stats(ref: ArtifactRef) -> dict:
     return read_json(ref.verify() / "stats.json")
 
 
-def load_model(ckpt: ArtifactRef, cfg: ModelConfig):
+def load_model(ckpt: ArtifactRef, cfg):
     from varreason.modeling import load_checkpoint
 
     return load_checkpoint(ckpt.verify(), cfg, device=device())
-
-
-def make_sampler(cfg: SamplingConfig, model_cfg: ModelConfig, ckpt: ArtifactRef, progress: bool = True):
-    """The backend named by ``cfg.backend`` over checkpoint ``ckpt`` (verified first)."""
-    from varreason.backends import build_sampler
-
-    return build_sampler(ckpt.verify(), model_cfg, cfg.backend, cfg.batch_size, device(), cfg.tensor_parallel_size,
-                         progress, cfg.gpu_memory_utilization)
 
 
 @contextmanager

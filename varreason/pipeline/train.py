@@ -1,70 +1,77 @@
-"""Training steps: SFT of pi and q (step a), the reasoner update (f) and the posterior refresh (g)."""
+"""Training steps: SFT of pi_theta0 and q_phi0 (step a), the reasoner update (f) and the posterior refresh (g).
+Builders of the step table (``varreason.steps``); ``c`` is the config view of the keys their rows read.
+
+``scratch`` is a work dir keyed like the artifact: a killed attempt's resumable state
+(``train.checkpoint_every``) lives there, so a retry continues from it; ``checkpoint_every`` is not part of the
+key because the weights do not depend on it.
+"""
 
 from __future__ import annotations
 
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
-from varreason.config import ModelConfig, TrainConfig
-from varreason.faults import building
-from varreason.io import ArtifactRef, produce, work_dir
+from varreason.io import ArtifactRef
 from varreason.modeling import save_checkpoint
 from varreason.pipeline.common import device, load_model, rows, timed
 from varreason.training import Example, train_sft
 
-
-def train_model(train: TrainConfig, model: ModelConfig, init: ArtifactRef, sets: list[ArtifactRef], steps: int,
-                seed: int, name: str, root: str, progress: bool = True) -> ArtifactRef:
-    """Fine-tune checkpoint ``init`` on the union of the ``examples.parquet`` of ``sets`` for ``steps`` steps.
-
-    ``name`` only labels the artifact directory; it is not part of the key, so two methods that happen to
-    train on identical data share one checkpoint.
-
-    A killed attempt's resumable state (``train.checkpoint_every``) lives in a work dir keyed like the
-    artifact, so a retry continues from it; ``checkpoint_every`` is left out of the key because the weights do
-    not depend on it.
-    """
-    key_parts = {"train": train.model_dump(exclude={"checkpoint_every"}), "model": model, "init": init.sha,
-                 "sets": [s.sha for s in sets], "steps": steps, "seed": seed}
-    state_dir = work_dir(root, "checkpoint", key_parts)
-
-    def build(out: Path) -> None:
-        if train.launcher is not None and train.launcher.num_processes > 1:
-            _launch(train, model, init, sets, steps, seed, out, name, state_dir)
-            return
-        net, tok = load_model(init, model)
-        examples = [Example(r["prompt"], r["response"], float(r["weight"])) for s in sets
-                    for r in rows(s, "examples.parquet")]
-        with timed(out, name=name) as st:
-            result = train_sft(net, tok, examples, train, steps, model.max_length, seed, progress=progress,
-                               device=device(), state_dir=state_dir)
-            save_checkpoint(net, tok, out)
-            st.update(asdict(result), n_examples=len(examples), tokens_trained=result.tokens,
-                      tokens_per_s=round(result.tokens / max(result.seconds, 1e-9), 1))
-
-    with building(name):  # fault points inside can name this run: ``q-em-acc-r1/train-step:5``
-        ref = produce(root, "checkpoint", key_parts, build)
-    shutil.rmtree(state_dir, ignore_errors=True)
-    return ref
+_TRAIN_FIELDS = ("lr", "batch_size", "warmup_frac", "weight_decay", "grad_clip", "checkpoint_every")
 
 
-def _launch(train: TrainConfig, model: ModelConfig, init: ArtifactRef, sets: list[ArtifactRef], steps: int, seed: int,
-            out: Path, name: str, state_dir: Path) -> None:
+def train_init(out: Path, c, init: ArtifactRef, set: ArtifactRef, *, scratch: Path, progress: bool = True) -> None:
+    """pi_theta0 or q_phi0: ``train.init_steps`` steps of SFT of the backbone on a seed set."""
+    _train(out, c, init, [set], c.train.init_steps, c.seed, scratch, progress)
+
+
+def train_reasoner(out: Path, c, init: ArtifactRef, set: ArtifactRef, *, rnd: int, scratch: Path,
+                   progress: bool = True) -> None:
+    """pi_r: ``train.steps`` steps of (weighted) SFT on round ``rnd``'s reasoner set (EM and RFT alike)."""
+    _train(out, c, init, [set], c.train.steps, c.seed + rnd, scratch, progress)
+
+
+def train_posterior(out: Path, c, init: ArtifactRef, set: ArtifactRef, *, rnd: int, scratch: Path,
+                    progress: bool = True) -> None:
+    """q_r: ``train.posterior_steps`` steps of forward-KL weighted SFT of q on round ``rnd``'s refresh set."""
+    _train(out, c, init, [set], c.train.posterior_steps, c.seed + rnd, scratch, progress)
+
+
+def _train(out: Path, c, init: ArtifactRef, sets: list[ArtifactRef], steps: int, seed: int, scratch: Path,
+           progress: bool) -> None:
+    """Fine-tune checkpoint ``init`` on the union of the ``examples.parquet`` of ``sets`` for ``steps`` steps,
+    in-process or under ``train.launcher``."""
+    launcher = c.train.launcher
+    if launcher is not None and launcher.num_processes > 1:
+        _launch(out, c, init, sets, steps, seed, scratch)
+        return
+    net, tok = load_model(init, c.model)
+    examples = [Example(r["prompt"], r["response"], float(r["weight"])) for s in sets
+                for r in rows(s, "examples.parquet")]
+    with timed(out) as st:
+        result = train_sft(net, tok, examples, c.train, steps, c.model.max_length, seed, progress=progress,
+                           device=device(), state_dir=scratch)
+        save_checkpoint(net, tok, out)
+        st.update(asdict(result), n_examples=len(examples), tokens_trained=result.tokens,
+                  tokens_per_s=round(result.tokens / max(result.seconds, 1e-9), 1))
+
+
+def _launch(out: Path, c, init: ArtifactRef, sets: list[ArtifactRef], steps: int, seed: int, scratch: Path) -> None:
     """Train under ``train.launcher`` in a subprocess (``varreason.run``); its ranks write ``out``."""
     import json
     import subprocess
 
     from varreason.run import launch_command
 
-    spec = {"train": train.model_dump(), "model": model.model_dump(), "init": str(init.verify()),
+    t = c.train
+    train = {**{k: getattr(t, k) for k in _TRAIN_FIELDS}, "launcher": t.launcher.model_dump()}
+    spec = {"train": train, "model": c.model.model_dump(), "init": str(init.verify()),
             "sets": [str(s.verify() / "examples.parquet") for s in sets], "steps": steps, "seed": seed, "out": str(out),
-            "state_dir": str(state_dir)}
+            "state_dir": str(scratch)}
     spec_path = out.parent / f".spec-{out.name}.json"
     spec_path.write_text(json.dumps(spec))
-    with timed(out, name=name) as st:
+    with timed(out) as st:
         try:
-            subprocess.run(launch_command(train.launcher, spec_path), check=True)
+            subprocess.run(launch_command(t.launcher, spec_path), check=True)
         finally:
             spec_path.unlink(missing_ok=True)
         result = json.loads((out / "train_result.json").read_text())

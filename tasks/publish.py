@@ -1,4 +1,4 @@
-"""Tasks: held-out evaluation and the run report (files + Prefect artifacts)."""
+"""Task: the run report (results files + Prefect artifacts), never cached."""
 
 from __future__ import annotations
 
@@ -11,17 +11,8 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 from prefect.runtime import flow_run
 
-from tasks.caching import STEP
-from varreason.config import EvalConfig, ExperimentConfig, ModelConfig, PromptConfig, SamplingConfig
-from varreason.io import ArtifactRef
-from varreason.pipeline import evaluate as ev
+from varreason.config import ExperimentConfig
 from varreason.report import Stage, collect, write_report
-
-
-@task(name="evaluate", task_run_name="evaluate-{label}", tags=["gpu"], **STEP)
-def evaluate(cfg: EvalConfig, sampling: SamplingConfig, model: ModelConfig, prompt: PromptConfig,
-             reasoner: ArtifactRef, task_data: ArtifactRef, seed: int, label: str, root: str) -> ArtifactRef:
-    return ev.evaluate(cfg, sampling, model, prompt, reasoner, task_data, seed, root)
 
 
 def _git_commit() -> str:
@@ -71,3 +62,15 @@ def publish_results(cfg: ExperimentConfig, stages: list[Stage]) -> dict:
     create_markdown_artifact(markdown=_run_info(cfg, summary["git_commit"]), key=f"{key}-run-info",
                              description=f"vr-em {cfg.profile}: params, overrides, git commit, package versions")
     return summary
+
+
+@task(name="status", task_run_name="status-{cfg.profile}", cache_policy=NO_CACHE, persist_result=False, retries=0)
+def publish_status(cfg: ExperimentConfig) -> None:
+    """At the start of a run: which steps it will reuse and which it will compute, and why (``--status``), as
+    the markdown artifact ``vr-em-<profile>-status``."""
+    from varreason.status import format_status, status
+
+    text = format_status(cfg, status(cfg))
+    create_markdown_artifact(markdown=f"# vr-em status at start\n\n{text}\n",
+                             key=f"vr-em-{cfg.profile}-status".replace("_", "-").lower(),
+                             description=f"vr-em {cfg.profile}: cached and will-run steps at the start of the run")
