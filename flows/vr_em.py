@@ -14,6 +14,9 @@ if __name__ == "__main__":  # the CLI validates params.yaml before Prefect is im
 
     raise SystemExit(main())
 
+import contextvars
+from concurrent.futures import ThreadPoolExecutor
+
 from prefect import flow
 
 from flows.shards import run_sharded
@@ -22,9 +25,19 @@ from tasks.publish import publish_results, publish_status
 from tasks.steps import step_task
 from tasks.versioning import version_run
 from varreason.config import ExperimentConfig, load_config
-from varreason.recipe import compose, split_args
+from varreason.recipe import compose, in_order, split_args
 from varreason.report import Stage
 from varreason.steps import STEPS
+
+
+def _at_once(chains) -> None:
+    """Run independent chains in threads of this flow run (each thread keeps the flow's Prefect context); a GPU
+    step still waits for the `gpu` tag's concurrency slot, and two chains reaching one step key compute it once
+    (the cache lock, tasks/caching.py). The first failure is raised once every chain has stopped."""
+    with ThreadPoolExecutor(max_workers=len(chains)) as pool:
+        futures = [pool.submit(contextvars.copy_context().run, chain) for chain in chains]
+    for f in futures:
+        f.result()
 
 
 def _runner(c: ExperimentConfig, stages: list[Stage]):
@@ -51,7 +64,7 @@ def vr_em(profile: str | None = None, params_path: str = "params.yaml", override
     preflight(c)
     publish_status(c)  # what this run will reuse and what it will compute, as a Prefect artifact
     stages: list[Stage] = []
-    compose(c, _runner(c, stages))
+    compose(c, _runner(c, stages), chains=_at_once if c.em.concurrent_chains else in_order)
     summary = publish_results(c, stages)
     version_run(c, params_path, overrides, summary["git_commit"])  # dvc.lock + push; a no-op off the DVC profile
     return summary

@@ -198,6 +198,9 @@ class EMConfig(_Frozen):
     weights_model: Literal["initial", "current"] = Field(
         description="score weights with pi_theta0 (reference, single round) or with the latest reasoner")
     refresh_posterior: bool
+    concurrent_chains: bool = Field(False, description="run the EM chain of each estimator and the RFT chain at "
+                                    "once (they share only the set-up); off on a CPU, where they would compete for "
+                                    "the same cores; each GPU step is still admitted by the `gpu` tag limit")
 
 
 class BaselinesConfig(_Frozen):

@@ -58,10 +58,11 @@ def _with_parents(name: str) -> list[str]:
 
 
 @functools.cache
-def direct_imports(module: str) -> frozenset[str]:
-    """``varreason`` modules that ``module`` imports anywhere in its body (parent packages included, since
-    importing ``a.b.c`` runs ``a/__init__`` and ``a/b/__init__``)."""
-    path = module_path(module)
+def direct_imports(module: str, path: Path | None = None) -> frozenset[str]:
+    """``varreason`` modules that ``module`` (or the Python file ``path``, e.g. an lm-eval ``utils.py`` loaded by
+    file name) imports anywhere in its body (parent packages included, since importing ``a.b.c`` runs
+    ``a/__init__`` and ``a/b/__init__``)."""
+    path = path or module_path(module)
     if path is None:
         return frozenset()
     out: set[str] = set()
@@ -125,10 +126,20 @@ def code_files(modules: tuple[str, ...]) -> dict[str, str]:
     return {rel(p): source_hash(p) for p in sorted(files)}
 
 
+def _data_paths(globs: tuple[str, ...]) -> list[Path]:
+    return sorted({p for g in globs for p in ROOT.glob(g) if p.is_file()})
+
+
 def data_files(globs: tuple[str, ...]) -> dict[str, str]:
     """{``varreason/...``: byte hash} of the files matching ``globs`` (relative to ``varreason/``)."""
-    files = sorted({p for g in globs for p in ROOT.glob(g) if p.is_file()})
-    return {rel(p): file_hash(p) for p in files}
+    return {rel(p): file_hash(p) for p in _data_paths(globs)}
+
+
+def data_imports(globs: tuple[str, ...]) -> tuple[str, ...]:
+    """The ``varreason`` modules that the Python files among ``globs`` import (lm-eval loads a task's
+    ``utils.py`` by file name, so its imports are code of the step even though no module imports it)."""
+    return tuple(sorted({m for p in _data_paths(globs) if p.suffix == ".py"
+                         for m in direct_imports(f"{PACKAGE}._data_.{p.stem}", p)}))
 
 
 def package_versions(names: tuple[str, ...]) -> dict[str, str]:

@@ -29,10 +29,18 @@ from varreason.rounds import round_start, scorer
 from varreason.steps import STEPS
 
 Run = Callable[..., Any]  # run(step, method, round, /, *, label="", **inputs_and_ctx) -> the step's output
+Chains = Callable[[list[Callable[[], None]]], None]  # runs independent chains, in order or at once
 
 
-def compose(c: ExperimentConfig, run: Run) -> None:
-    """Every step of the run for profile ``c``: set-up, SFT-only, each estimator's EM chain, the RFT chain."""
+def in_order(chains: list[Callable[[], None]]) -> None:
+    for chain in chains:
+        chain()
+
+
+def compose(c: ExperimentConfig, run: Run, chains: Chains = in_order) -> None:
+    """Every step of the run for profile ``c``: set-up, SFT-only, then each estimator's EM chain and the RFT chain,
+    which depend on the set-up only; ``chains`` runs those (the flow runs them at once when
+    ``em.concurrent_chains``)."""
     task = run("build-task", "data", 0)
     backbone = run("init-backbone", "data", 0, task=task)
     seed_pi = run("build-seed-set", "data", 0, label="reasoner", task=task, role="reasoner")
@@ -40,10 +48,10 @@ def compose(c: ExperimentConfig, run: Run) -> None:
     pi0 = run("train-pi0", "sft", 0, init=backbone, set=seed_pi)
     q0 = run("train-q0", "sft", 0, init=backbone, set=seed_q)
     run("evaluate", "sft", 0, model=pi0, task=task)
-    for est in c.objective.estimators:
-        em_chain(c, run, est, pi0, q0, task)
+    todo = [lambda est=est: em_chain(c, run, est, pi0, q0, task) for est in c.objective.estimators]
     if c.baselines.rft:
-        rft_chain(c, run, pi0, task)
+        todo.append(lambda: rft_chain(c, run, pi0, task))
+    chains(todo)
 
 
 def em_chain(c: ExperimentConfig, run: Run, est: str, pi0: Any, q0: Any, task: Any) -> None:

@@ -4,10 +4,11 @@ Walks the run's steps in order (``varreason.recipe.graph``). A step whose inputs
 computable key (``varreason.steps.key_parts``); if its artifact exists it is *cached*, else it *will run*, and the
 reason is the first difference between its key and the key of the last artifact built for the same task run (the
 ``.key.json`` every artifact keeps): a param (``sampling.temperature: 0.7 -> 0.8``), an input artifact, a code
-file, a data file, a package version, the step's ``version``, or "never built". A step with an input that will be
-rebuilt will run too (its key depends on that input's content). Costs: the planner's token upper bound
-(``varreason.plan.tokens``) and, when the task run was built before, its measured wall time (and GPU-hours =
-devices x hours for GPU steps).
+file, a data file, a package version, the step's ``version``, or "never built". A step downstream of one that will
+run *may run*: its key holds its inputs' content hashes, so it runs unless every rebuilt input comes out
+byte-identical (a refactor that changes no output recomputes only the steps whose own code changed). Costs: the
+planner's token upper bound (``varreason.plan.tokens``) and, when the task run was built before, its measured
+wall time (and GPU-hours = devices x hours for GPU steps).
 """
 
 from __future__ import annotations
@@ -28,8 +29,8 @@ _ORDER = ("params", "inputs", "ctx", "code", "data", "packages", "version")
 @dataclass(frozen=True)
 class StatusRow:
     run: str  # task-run name
-    state: str  # "cached" | "will run"
-    reason: str  # why it will run ("" when cached)
+    state: str  # "cached" | "will run" | "may run" (an input will be rebuilt: runs unless it comes out the same)
+    reason: str  # why it (may) run ("" when cached)
     path: str | None  # the artifact (cached) or None
     est_tokens: int  # planner's upper bound (0 for cached steps)
     last_wall_s: float | None  # wall time of the last build of this task run, if any
@@ -55,6 +56,16 @@ def _previous(root: str, out: str, step: str, label: str, ctx: dict) -> tuple[di
     return (best[1], best[2]) if best else None
 
 
+def _leaf(key: str, a, b) -> tuple[str, object, object]:
+    """The first differing leaf of two values (``model`` -> ``model.hidden_size``)."""
+    while isinstance(a, dict) and isinstance(b, dict):
+        k = next((k for k in sorted(set(a) | set(b)) if a.get(k) != b.get(k)), None)
+        if k is None:
+            break
+        key, a, b = f"{key}.{k}", a.get(k), b.get(k)
+    return key, a, b
+
+
 def _diff(old: dict, new: dict) -> str:
     """The first part of a key that differs, in words."""
     for part in _ORDER:
@@ -71,7 +82,8 @@ def _diff(old: dict, new: dict) -> str:
                         return f"{what} {k} {change}"
                     if part == "inputs":
                         return f"input {k} changed (new content)"
-                    return f"{what} {k}: {a.get(k)!r} -> {b.get(k)!r}"
+                    key, x, y = _leaf(k, a.get(k), b.get(k))
+                    return f"{what} {key}: {x!r} -> {y!r}"
         return f"{part}: {a!r} -> {b!r}"
     return "same key, artifact missing (deleted?)"
 
@@ -92,7 +104,7 @@ def _node(c: ExperimentConfig, node: Node, known: dict[str, ArtifactRef | None])
     pending = [(r, u) for r, u in node.inputs.items() if u is not None and known.get(u) is None]
     if pending:
         role, up = pending[0]
-        return StatusRow(node.run, "will run", f"input {role} ({up}) will be rebuilt", None,
+        return StatusRow(node.run, "may run", f"input {role} ({up}) is rebuilt first", None,
                          tokens(c, node.step)[0], None, gpus), None
     refs = {r: (known[u] if u else None) for r, u in node.inputs.items()}
     ranges = shard_ranges(c.data.n_train, c.sharding.shards) if s.sharded and c.sharding.shards > 1 else [None]
@@ -138,14 +150,16 @@ def format_status(cfg: ExperimentConfig, rows: list[StatusRow]) -> str:
     lines = [f"status of vr-em, profile {cfg.profile!r}, artifact store {cfg.artifacts_dir}", "",
              "| task run | state | why it runs |", "|---|---|---|"]
     lines += [f"| {r.run} | {r.state} | {r.reason or '-'} |" for r in rows]
-    todo = [r for r in rows if r.state != "cached"]
-    measured = [r for r in todo if r.last_wall_s is not None]
+    will = [r for r in rows if r.state == "will run"]
+    may = [r for r in rows if r.state == "may run"]
+    measured = [r for r in will if r.last_wall_s is not None]
     gpu_h = sum(r.gpus * r.last_wall_s for r in measured) / 3600
-    lines += ["", f"{len(rows) - len(todo)} of {len(rows)} steps cached, {len(todo)} will run "
-              f"(+ publish-results, which always runs): at most {_human(sum(r.est_tokens for r in todo))} tokens "
+    lines += ["", f"{len(rows) - len(will) - len(may)} of {len(rows)} steps cached, {len(will)} will run, "
+              f"{len(may)} may run (downstream of those: they run unless their rebuilt inputs come out identical); "
+              f"publish-results always runs. At most {_human(sum(r.est_tokens for r in will + may))} tokens "
               f"(upper bound from max lengths)."]
-    if todo:
-        lines.append(f"Measured at their last build: {len(measured)} of the {len(todo)} steps that will run took "
+    if will:
+        lines.append(f"Measured at their last build: {len(measured)} of the {len(will)} steps that will run took "
                      f"{sum(r.last_wall_s for r in measured):.0f} s ({gpu_h:.3f} GPU-hours); the other "
-                     f"{len(todo) - len(measured)} were never built for this run.")
+                     f"{len(will) - len(measured)} were never built for this run.")
     return "\n".join(lines)

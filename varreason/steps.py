@@ -166,7 +166,7 @@ def packages(step: Step, cfg: ExperimentConfig) -> tuple[str, ...]:
 
 def fingerprint(step: Step, cfg: ExperimentConfig) -> dict:
     """The code (AST hashes of the builder's import closure), data-file and package-version part of a key."""
-    return {"code": fp.code_files((step.module,)), "data": fp.data_files(step.data),
+    return {"code": fp.code_files((step.module, *fp.data_imports(step.data))), "data": fp.data_files(step.data),
             "packages": fp.package_versions(packages(step, cfg)), "version": step.version}
 
 
@@ -212,14 +212,11 @@ def run_step(name: str, cfg: ExperimentConfig, refs: dict[str, ArtifactRef | Non
     root = root or cfg.artifacts_dir
     fn = builder(step)
     view = ConfigView(cfg, frozenset(step.reads + step.unkeyed), name)
-    extra: dict[str, Any] = {}
-    accepted = inspect.signature(fn).parameters
-    if "progress" in accepted:
-        extra["progress"] = progress
+    params = inspect.signature(fn).parameters
+    takes = lambda k: k in params or any(p.kind is p.VAR_KEYWORD for p in params.values())  # noqa: E731
     scratch = work_dir(root, step.out, {"step": name, **parts}) if step.scratch else None
-    if scratch is not None:
-        extra["scratch"] = scratch
-    args = {**refs, **{k: v for k, v in ctx.items() if k in accepted}, **extra}
+    extra = {k: v for k, v in (("progress", progress), ("scratch", scratch)) if v is not None and takes(k)}
+    args = {**refs, **ctx, **extra}
     with building(label or name):
         ref = produce(root, step.out, {"step": name, **parts}, lambda out: fn(out, view, **args), label=label)
     if scratch is not None:

@@ -27,7 +27,7 @@ ROOT = Path(__file__).resolve().parents[2]
 # Cut-down smoke: one EM round of one estimator, no RFT, small data and short evaluations (~30 s alone).
 SMALL = ["em.rounds=1", "objective.estimators=[gml]", "baselines.rft=false", "data.n_train=40",
          "data.n_heldout=10", "data.n_seed_traces=30", "eval.max_new_tokens=32"]
-NEVER_CACHED = ("preflight", "publish-results", "dvc-version")  # by design they run in every flow run
+NEVER_CACHED = ("preflight", "status", "publish-results", "dvc-version")  # by design they run in every flow run
 _STATE = re.compile(r"Task run '([^']+)' - Finished in state (\w+)\(")
 _UNNAMED = re.compile(r"^(build-task|init-backbone|publish-results)-[0-9a-f]{3}$")  # Prefect's random suffix
 

@@ -52,14 +52,14 @@ PY = sys.executable
 SETS = ["em.rounds=1", "objective.estimators=[acc]", "train.checkpoint_every=10", "train.init_steps=30",
         "train.steps=10", "train.posterior_steps=10", "data.n_train=60", "data.n_heldout=20",
         "data.n_seed_traces=30"]
-NEVER_CACHED = ("preflight", "publish-results", "dvc-version")  # by design they run every time
+NEVER_CACHED = ("preflight", "status", "publish-results", "dvc-version")  # by design they run every time
 
 # (fault spec, the task it must kill, what it tests). In flow order: each point is reached by the re-run after
-# the previous kill. `pi0/train-step:25` dies after step 25 of 30, the state of step 20 saved. `sample-token:n`
+# the previous kill. `train-pi0/train-step:25` dies after step 25 of 30, the state of step 20 saved. `sample-token:n`
 # is the n-th decoding step of the batch loop (every batch decodes more than 3 tokens unless all stop early).
 POINTS = [
     ("task/write-file:1", "build-task", "mid-file write: questions.parquet written, not yet renamed"),
-    ("pi0/train-step:25", "train-pi0", "SFT training, resumable state at step 20"),
+    ("train-pi0/train-step:25", "train-pi0", "SFT training, resumable state at step 20"),
     ("train-q0/artifact-renamed:1", "train-q0", "artifact renamed into place, task not yet finished"),
     ("eval/eval-generate:1", "evaluate-sft-r0", "evaluation, lm-eval generation done"),
     ("traces/sample-token:3", "sample-traces-em-acc-r1", "posterior sampling, mid-decoding"),
@@ -198,10 +198,12 @@ def _markers(store: Path) -> dict[str, tuple[str, int]]:
             for n, d in _artifacts(store).items() if (d / ".complete").exists()}
 
 
-def _stats_of(store: Path, name: str) -> dict | None:
+def _stats_of(store: Path, label: str) -> dict | None:
+    """stats.json of the checkpoint built by task run ``label`` (its .key.json names the run)."""
     for d in _artifacts(store).values():
-        st = d / "stats.json"
-        if d.parent.name == "checkpoint" and st.exists() and json.loads(st.read_text()).get("name") == name:
+        st, key = d / "stats.json", d / ".key.json"
+        if d.parent.name == "checkpoint" and st.exists() and key.exists() and \
+                json.loads(key.read_text()).get("label") == label:
             return json.loads(st.read_text())
     return None
 
@@ -209,10 +211,10 @@ def _stats_of(store: Path, name: str) -> dict | None:
 def _before_rerun(fault: str, state: Path) -> list[str]:
     """What the kill at ``fault`` must have left: the debris a re-run has to clean up or resume from."""
     store, errs = state / "artifacts", []
-    if fault == "pi0/train-step:25" and not list(store.glob("checkpoint/.work-*/state.safetensors")):
+    if fault == "train-pi0/train-step:25" and not list(store.glob("checkpoint/.work-*/state.safetensors")):
         errs.append("no resumable training state (state.safetensors) after a kill at step 25 with "
                     "checkpoint_every=10")
-    if fault == "train-q0/artifact-renamed:1" and _stats_of(store, "q0") is None:
+    if fault == "train-q0/artifact-renamed:1" and _stats_of(store, "train-q0") is None:
         errs.append("q0's artifact is not in place although the kill came after its rename")
     if fault == "eval/artifact-renamed:1" and len(list(store.glob("eval/[!.]*"))) != 3:
         errs.append("the RFT evaluation is not in place (3 eval artifacts) although the kill came after its rename")
@@ -225,8 +227,8 @@ def _before_rerun(fault: str, state: Path) -> list[str]:
 
 
 def _after_rerun(fault: str, state: Path) -> list[str]:
-    if fault == "pi0/train-step:25":
-        st = _stats_of(state / "artifacts", "pi0")
+    if fault == "train-pi0/train-step:25":
+        st = _stats_of(state / "artifacts", "train-pi0")
         if not st or st.get("resumed_from") != 20:
             return [f"pi0 did not resume from its saved state at step 20: {st and st.get('resumed_from')}"]
     return []

@@ -56,7 +56,7 @@ def registry(cfg: ExperimentConfig) -> list[DvcStage]:
     out = []
     for node in graph(cfg):
         s = STEPS[node.step]
-        code = [*fp.code_files((s.module,)), *fp.data_files(s.data)]
+        code = [*fp.code_files((s.module, *fp.data_imports(s.data))), *fp.data_files(s.data)]
         ins = [out_path(cfg, u) for u in node.inputs.values() if u]
         out.append(DvcStage(node.run, node, out_path(cfg, node.run), tuple(ins + code),
                             tuple(f"profiles.{cfg.profile}.{k}" for k in s.reads)))
