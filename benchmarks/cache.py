@@ -10,6 +10,11 @@ and reported as information, as ``cli_fraction`` = CLI re-run / (cold run + impo
 sleeps before retrying a 503 (the ephemeral server's SQLite busy) are summed per run from its debug log, so
 ``warm_net_s`` shows the re-run without them. On the `tiny` demo (761 s cold) re-runs took 0.18% in process and
 3.6% through the CLI (README, ``benchmarks/results-cache-tiny.json``).
+
+Comment edit: the driver runs on a copy of the code (``varreason/``, ``tasks/``, ``flows/``, params.yaml), and
+after the warm runs appends a comment line to every ``varreason/**/*.py``, forgets the parsed fingerprints and
+runs once more: ``edit_fraction`` = that re-run / cold. Every step should be a cache hit (per-step fingerprints
+hash the syntax tree, not the bytes).
 """
 
 from __future__ import annotations
@@ -47,8 +52,17 @@ for _ in range(1 + warm_repeats):
     walls.append(time.perf_counter() - t)
     backoffs.append(backoff[0] - b)
     metrics.append(json.dumps(m["results"], sort_keys=True, default=str))  # accuracy table
+import pathlib
+from varreason import fingerprint
+for path in pathlib.Path("varreason").rglob("*.py"):  # the copy's code: a comment on every module
+    path.write_text(path.read_text() + "\n# a comment edit (benchmarks/cache.py)\n")
+fingerprint.clear_caches()
+t, b = time.perf_counter(), backoff[0]
+m = vr_em(profile=profile, overrides=over)
+edit = {"wall": time.perf_counter() - t, "backoff": backoff[0] - b,
+        "same_metrics": json.dumps(m["results"], sort_keys=True, default=str) == metrics[0]}
 print("BENCH-CACHE " + json.dumps({"import_s": import_s, "walls": walls, "backoffs": backoffs,
-                                   "same_metrics": len(set(metrics)) == 1}), flush=True)
+                                   "same_metrics": len(set(metrics)) == 1, "edit": edit}), flush=True)
 """
 
 
@@ -63,9 +77,19 @@ def _env(home: Path, threads: int) -> dict:
     return env
 
 
-def _run(cmd: list[str], env: dict, log: Path) -> tuple[float, str]:
+def _copy_code(dest: Path) -> Path:
+    """What a flow run needs, copied, so the comment-edit run can edit it."""
+    import shutil
+
+    for d in ("varreason", "tasks", "flows"):
+        shutil.copytree(ROOT / d, dest / d, ignore=shutil.ignore_patterns("__pycache__"))
+    shutil.copy2(ROOT / "params.yaml", dest / "params.yaml")
+    return dest
+
+
+def _run(cmd: list[str], env: dict, log: Path, cwd: Path = ROOT) -> tuple[float, str]:
     t0 = time.perf_counter()
-    proc = subprocess.run(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    proc = subprocess.run(cmd, cwd=cwd, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     wall = time.perf_counter() - t0
     with open(log, "a") as fh:
         fh.write(proc.stdout)
@@ -80,14 +104,15 @@ def bench_cache(profile: str = "smoke", sets: tuple[str, ...] = (), warm_repeats
     with tempfile.TemporaryDirectory(prefix="vr-bench-cache-") as tmp:
         home = Path(keep or tmp)
         home.mkdir(parents=True, exist_ok=True)
-        env = _env(home, threads)
+        code = _copy_code(home / "code")
+        env = {**_env(home, threads), "PYTHONPATH": str(code)}
         log = home / "flow.log"
         over = [f"artifacts_dir={home / 'artifacts'}", f"results_dir={home / 'results'}", *sets]
-        _, out = _run([sys.executable, "-c", _DRIVER, profile, str(warm_repeats), *over], env, log)
+        _, out = _run([sys.executable, "-c", _DRIVER, profile, str(warm_repeats), *over], env, log, code)
         line = next(x for x in reversed(out.splitlines()) if x.startswith("BENCH-CACHE "))
         drv = json.loads(line.removeprefix("BENCH-CACHE "))
         cli = [sys.executable, "-m", "flows.vr_em", "--profile", profile] + [a for s in over for a in ("--set", s)]
-        cli_s, cli_out = _run(cli, env, log)
+        cli_s, cli_out = _run(cli, env, log, code)
         # The flow's own test asserts every step task of a re-run is Cached; here we count what the log says.
         n_cached = cli_out.count("Cached")
     cold, warm = drv["walls"][0], drv["walls"][1:]
@@ -100,4 +125,7 @@ def bench_cache(profile: str = "smoke", sets: tuple[str, ...] = (), warm_repeats
             "same_metrics": drv["same_metrics"], "cold_backoff_s": drv["backoffs"][0],
             "warm_backoff_s": spread(drv["backoffs"][1:]), "warm_net_s": net,
             "net_fraction": net["median"] / cold, "cli_rerun_s": cli_s,
-            "cli_fraction": cli_s / (cold + drv["import_s"]), "cli_cached_log_lines": n_cached}
+            "cli_fraction": cli_s / (cold + drv["import_s"]), "cli_cached_log_lines": n_cached,
+            "edit_s": drv["edit"]["wall"], "edit_fraction": drv["edit"]["wall"] / cold,
+            "edit_backoff_s": drv["edit"]["backoff"], "edit_same_metrics": drv["edit"]["same_metrics"],
+            "edit_met": drv["edit"]["wall"] / cold <= 0.05}

@@ -140,6 +140,10 @@ def markdown(res: dict) -> str:
                          f"{x['warm_backoff_s']['max']:.1f}] per re-run) | {x['warm_net_s']['median']:.1f} s "
                          f"[{x['warm_net_s']['min']:.1f}–{x['warm_net_s']['max']:.1f}] | "
                          f"cold {x['cold_s']:.1f} s | {pct(x['net_fraction'])} | info | — | {x['warm_s']['n']} |")
+        if "edit_s" in x:
+            lines.append(f"| cache: re-run after a comment edit of every `varreason/` module / cold | "
+                         f"{x['edit_s']:.1f} s | cold {x['cold_s']:.1f} s | {pct(x['edit_fraction'])} | <= 5% | "
+                         f"{yes(x['edit_met'])} | 1 |")
         lines.append(f"| cache: CLI re-run (`python -m flows.vr_em`, info: + interpreter, imports, Prefect server "
                      f"start) | {x['cli_rerun_s']:.1f} s | cold {x['cold_s']:.1f} s + import {x['import_s']:.1f} s | "
                      f"{pct(x['cli_fraction'])} | info | — | 1 |")

@@ -131,8 +131,9 @@ def _data_paths(globs: tuple[str, ...]) -> list[Path]:
 
 
 def data_files(globs: tuple[str, ...]) -> dict[str, str]:
-    """{``varreason/...``: byte hash} of the files matching ``globs`` (relative to ``varreason/``)."""
-    return {rel(p): file_hash(p) for p in _data_paths(globs)}
+    """{``varreason/...``: hash} of the files matching ``globs`` (relative to ``varreason/``): bytes, or the
+    syntax tree for a Python file (an lm-eval ``utils.py``), so its comments do not count either."""
+    return {rel(p): source_hash(p) if p.suffix == ".py" else file_hash(p) for p in _data_paths(globs)}
 
 
 def data_imports(globs: tuple[str, ...]) -> tuple[str, ...]:

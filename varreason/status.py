@@ -98,7 +98,8 @@ def _why(root: str, out: str, step: str, label: str, parts: dict) -> tuple[str, 
     return _diff(meta["parts"], parts) + other, wall
 
 
-def _node(c: ExperimentConfig, node: Node, known: dict[str, ArtifactRef | None]) -> tuple[StatusRow, ArtifactRef | None]:
+def _node(c: ExperimentConfig, node: Node, known: dict[str, ArtifactRef | None], building: dict[str, str]
+          ) -> tuple[StatusRow, ArtifactRef | None]:
     s, root = STEPS[node.step], c.artifacts_dir
     gpus = resources(c, node.step)[0]
     pending = [(r, u) for r, u in node.inputs.items() if u is not None and known.get(u) is None]
@@ -113,6 +114,9 @@ def _node(c: ExperimentConfig, node: Node, known: dict[str, ArtifactRef | None])
         ctx = {**node.ctx, **({"shard": rng} if rng else {})}
         parts = {"step": s.name, **key_parts(s, c, refs, ctx)}
         ref = _cached(root, s.out, parts)
+        first = building.setdefault(f"{s.out}/{artifact_key(s.out, parts)}", node.run)
+        if ref is None and first != node.run:  # an earlier step of this run computes the same key
+            return StatusRow(node.run, "cached", f"built by {first} in this run", None, 0, None, gpus), None
         if ref is None:
             label = node.run + (f"-s{i}" if rng else "")
             why, wall = _why(root, s.out, s.name, label, parts)
@@ -130,9 +134,10 @@ def _node(c: ExperimentConfig, node: Node, known: dict[str, ArtifactRef | None])
 def status(cfg: ExperimentConfig) -> list[StatusRow]:
     """One row per task run of the profile, in execution order."""
     known: dict[str, ArtifactRef | None] = {}
+    building: dict[str, str] = {}  # artifact key -> the first task run of this run that has it
     rows = []
     for node in graph(cfg):
-        row, ref = _node(cfg, node, known)
+        row, ref = _node(cfg, node, known, building)
         known[node.run] = ref
         rows.append(row)
     return rows

@@ -152,7 +152,7 @@ def test_markdown_cache_rows_from_hand_made_result():
              "overrides": ["em.rounds=1"], "cold_s": 100.0, "warm_s": sp(2.0), "import_s": 10.0,
              "fraction": 0.02, "fraction_spread": sp(0.02), "target": "<= 5%", "met": True,
              "cli_rerun_s": 22.0, "cli_fraction": 0.2, "warm_backoff_s": sp(0.5), "warm_net_s": sp(1.5),
-             "net_fraction": 0.015}
+             "net_fraction": 0.015, "edit_s": 3.0, "edit_fraction": 0.03, "edit_met": True}
     res = {"machine": {"date": "d", "cpu": "c", "cores": 2, "torch": "t", "torch_threads": 1, "python": "p"},
            "quick": False, "results": {"cache": cache}, "bench_wall_s": {"total": 60.0}, "command": "make bench"}
     md = run.markdown(res)
@@ -160,6 +160,7 @@ def test_markdown_cache_rows_from_hand_made_result():
     assert "| 22.0 s | cold 100.0 s + import 10.0 s | 20.0% | info |" in md  # 22 / (100 + 10)
     assert "(`smoke` em.rounds=1)" in md
     assert "0.5 s [0.5–0.5] per re-run) | 1.5 s [1.5–1.5] | cold 100.0 s | 1.5% |" in md  # 1.5 / 100
+    assert "comment edit of every `varreason/` module / cold | 3.0 s | cold 100.0 s | 3.0% | <= 5% | yes | 1 |" in md
 
 
 def test_merge_replaces_only_the_new_rows():
