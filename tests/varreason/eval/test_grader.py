@@ -30,11 +30,53 @@ def test_extract_from_solution_block_when_present():
     assert extract_answer(r"t \boxed{3}<|begin_of_solution|>no box here") is None
 
 
-def test_normalize():
-    assert normalize("025") == "25"
-    assert normalize("1{,}000") == "1000" and normalize("58,500") == "58500"
-    assert normalize("1,-2") == "1,-2" and normalize("(1,000)") == "(1,000)"
-    assert normalize(r"\dfrac{1}{2}") == r"\frac{1}{2}"
+def test_normalize_does_only_what_math_verify_cannot():
+    # each step with the case it fixes (math_verify alone: 90° unparseable, 5\,000 = 5*0, 120. unparseable)
+    assert normalize("90°") == normalize("90 °") == normalize(r"90\degree") == normalize("90^{°}") == r"90^\circ"
+    assert normalize(r"5\,000") == normalize(r"5\ 000") == normalize("5 000") == "5000"
+    assert normalize(r"1\,000\,000.5") == "1000000.5"
+    assert normalize("120.") == "120" and normalize(r"120^\circ.") == r"120^\circ" and normalize("3.5") == "3.5"
+    # everything else is math_verify's to read, untouched: lists, padded integers, separators it parses itself
+    for s in ("2, 500", "120, 240", "0,111", "025", "1{,}000", "58,500", r"10,\!080", r"18.90\$", r"\$18.90",
+              r"\dfrac{1}{2}", r"\begin{pmatrix} -18 \\ -49 \\ 96 \end{pmatrix}", "1,2,..."):
+        assert normalize(s) == s, s
+
+
+PMATRIX = r"\begin{pmatrix} -18 \\ -49 \\ 96 \end{pmatrix}"
+
+
+def test_row_breaks_are_read_in_full():
+    """The issue's acceptance cases: a vector gold is not its first entry."""
+    assert grade_math(PMATRIX, r"\boxed{-18}").outcome is Outcome.WRONG
+    assert grade_math(PMATRIX, r"\boxed{\begin{pmatrix} -18 \\ 0 \\ 0 \end{pmatrix}}").outcome is Outcome.WRONG
+    assert grade_math(PMATRIX, r"\boxed{(-18, 0, 0)}").outcome is Outcome.WRONG
+    assert grade_math(PMATRIX, r"\boxed{" + PMATRIX + "}").correct
+    slash = r"\begin{pmatrix} -1/3 \\ 2/3 \\ 5/3 \end{pmatrix}"
+    frac = r"\begin{pmatrix} -\frac{1}{3} \\ \frac{2}{3} \\ \frac{5}{3} \end{pmatrix}"
+    assert grade_math(slash, r"\boxed{" + frac + "}").correct
+
+
+def test_degree_sign():
+    assert grade_math(r"90^\circ", r"\boxed{90°}").correct
+    assert grade_math(r"90^\circ", r"\boxed{91°}").outcome is Outcome.WRONG
+
+
+@pytest.mark.parametrize("gold,pred,expected", [
+    ("2500", "2, 500", Outcome.WRONG),  # a list, not 2,500
+    ("120, 240", "120, 240", Outcome.CORRECT),
+    ("120, 240", "120240", Outcome.WRONG),
+    ("0.111", "0,111", Outcome.CORRECT),  # a decimal comma (math_verify), not 111
+    ("111", "0,111", Outcome.WRONG),
+    (r"18.90", r"18.90\$", Outcome.CORRECT),
+    (r"\$18.90", "18.9", Outcome.CORRECT),
+    (r"5\,000", "0", Outcome.WRONG),  # math_verify alone reads the gold as 5*0
+    ("52_8", "52_9", Outcome.WRONG),  # math_verify alone ignores the base
+    ("52_8", "52", Outcome.CORRECT),
+    (".0000672", ".0000673", Outcome.WRONG),  # past math_verify's 6 decimal places
+    (r"\frac{1}{3}", "0.3333333", Outcome.CORRECT),
+])
+def test_issue_cases(gold, pred, expected):
+    assert grade_answer(gold, pred) is expected
 
 
 def test_outcomes():
@@ -102,12 +144,14 @@ def test_verifier_cases_come_from_shipped_golds():
     kinds = {c["kind"] for c in cases}
     for k in ("dfrac", "decimal", "degrees dropped", "tuple without \\left/\\right", "text unwrapped",
               "thousands separator", "zero-padded", "sign flip", "off-by-one", "wrong interval bracket",
-              "wrong tuple element"):
+              "wrong tuple element", "degree sign", "matrix first entry only", "matrix row dropped",
+              "matrix first row kept, rest zero", "\\frac in a matrix", "decimals in a matrix", "bmatrix",
+              "number list reordered", "number list element dropped", "number list element changed"):
         assert k in kinds, k
     assert 0.25 < sum(c["expected_correct"] for c in cases) / len(cases) < 0.75  # both labels well represented
 
 
-def test_verifier_agreement_at_least_99_percent():
+def test_verifier_agreement_at_least_99_5_percent():
     cases = load_cases()
     got = [grade_answer(c["gold"], c["prediction"]) for c in cases]
     disagree = [(c["gold"], c["prediction"], c["expected_correct"], o.value)
@@ -116,4 +160,4 @@ def test_verifier_agreement_at_least_99_percent():
     print(f"\nverifier agreement {agreement:.4f} on {len(cases)} cases; disagreements:")
     for d in disagree:
         print("  gold=%r pred=%r expected_correct=%s got=%s" % d)
-    assert agreement >= 0.99
+    assert agreement >= 0.995
