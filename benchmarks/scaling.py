@@ -66,7 +66,8 @@ def run_point(n: int, k: int, root: str, threads: int = 1, fixture_root: str | N
                                                    progress=False))
     scores = stage("score", lambda: score_traces(cfg.model, cfg.prompt, fx.ckpt, fx.ckpt, traces, task, 1.0, root,
                                                  progress=False))
-    weights = stage("weigh", lambda: weigh_traces("gml", traces, scores, None, root))
+    weights = stage("weigh", lambda: weigh_traces("gml", traces, scores, None, root,
+                                                  trace_cutoff=cfg.objective.trace_cutoff))
     rset = stage("build-set", lambda: build_reasoner_set(objective, "gml", cfg.prompt, weights, traces, None, task,
                                                          root))
     ckpt = stage("train", lambda: train_model(cfg.train, cfg.model, fx.ckpt, [rset], steps, cfg.seed, "scaling", root,

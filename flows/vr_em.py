@@ -35,7 +35,7 @@ def _em_round(cfg, est, r, pi, q, pi0, task, stages):
     scores = sharded(c, score_traces)(c.model, c.prompt, scorer, q, traces, task, temp, tag, root)
     answers = (sharded(c, rollout_answers)(c.sampling, c.model, c.prompt, scorer, traces, task, c.seed, tag, root)
                if est == "acc" else None)
-    weights = weigh_traces(est, traces, scores, answers, tag, root)
+    weights = weigh_traces(est, traces, scores, answers, tag, root, trace_cutoff=c.objective.trace_cutoff)
     examples = build_reasoner_set(c.objective, est, c.prompt, weights, traces, answers, task, tag, root)
     init = pi0 if c.em.reasoner_init == "initial" else pi
     pi = train_model(c.train, c.model, init, [examples], c.train.steps, c.seed + r, f"pi-{tag}", root)
@@ -67,13 +67,14 @@ def vr_em(profile: str | None = None, params_path: str = "params.yaml", override
     q0 = train_model(c.train, c.model, backbone, [seed_q], c.train.init_steps, c.seed, "q0", root)
     stages = [Stage("sft", 0, "train", pi0), Stage("sft", 0, "train-posterior", q0)]
     stages.append(Stage("sft", 0, "eval", evaluate(c.eval, c.sampling, c.model, c.prompt, pi0, task, c.seed,
-                                                   "sft-r0", root)))
+                                                   "sft-r0", root, data_task=c.data.task)))
     for est in c.objective.estimators:
         pi, q = pi0, q0
         for r in range(1, c.em.rounds + 1):
             pi, q = _em_round(c, est, r, pi, q, pi0, task, stages)
             stages.append(Stage(f"em-{est}", r, "eval", evaluate(c.eval, c.sampling, c.model, c.prompt, pi, task,
-                                                                 c.seed, f"em-{est}-r{r}", root)))
+                                                                 c.seed, f"em-{est}-r{r}", root,
+                                                                 data_task=c.data.task)))
     pi = pi0
     for r in range(1, c.em.rounds + 1) if c.baselines.rft else ():
         resp = sharded(c, sample_responses)(c.sampling, c.model, c.prompt, pi, task, c.baselines.rft_samples, c.seed,
@@ -84,7 +85,7 @@ def vr_em(profile: str | None = None, params_path: str = "params.yaml", override
         stages += [Stage("rft", r, "sample-responses", resp), Stage("rft", r, "train-set", examples),
                    Stage("rft", r, "train", pi),
                    Stage("rft", r, "eval", evaluate(c.eval, c.sampling, c.model, c.prompt, pi, task, c.seed,
-                                                    f"rft-r{r}", root))]
+                                                    f"rft-r{r}", root, data_task=c.data.task))]
     summary = publish_results(c, stages)
     version_run(c, params_path, overrides, summary["git_commit"])  # dvc.lock + push; a no-op off the DVC profile
     return summary

@@ -20,8 +20,9 @@ from varreason.report import Stage, collect, write_report
 
 @task(name="evaluate", task_run_name="evaluate-{label}", tags=["gpu"], **STEP)
 def evaluate(cfg: EvalConfig, sampling: SamplingConfig, model: ModelConfig, prompt: PromptConfig,
-             reasoner: ArtifactRef, task_data: ArtifactRef, seed: int, label: str, root: str) -> ArtifactRef:
-    return ev.evaluate(cfg, sampling, model, prompt, reasoner, task_data, seed, root)
+             reasoner: ArtifactRef, task_data: ArtifactRef, seed: int, label: str, root: str, *,
+             data_task: str) -> ArtifactRef:
+    return ev.evaluate(cfg, sampling, model, prompt, reasoner, task_data, seed, root, data_task=data_task)
 
 
 def _git_commit() -> str:

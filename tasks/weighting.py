@@ -20,8 +20,8 @@ def score_traces(model: ModelConfig, prompt: PromptConfig, reasoner: ArtifactRef
 
 @task(name="weigh-traces", task_run_name="weigh-traces-{label}", **STEP)
 def weigh_traces(estimator: str, traces: ArtifactRef, scores: ArtifactRef, answers: ArtifactRef | None,
-                 label: str, root: str) -> ArtifactRef:
-    return weigh.weigh_traces(estimator, traces, scores, answers, root)
+                 label: str, root: str, *, trace_cutoff: int) -> ArtifactRef:
+    return weigh.weigh_traces(estimator, traces, scores, answers, root, trace_cutoff=trace_cutoff)
 
 
 @task(name="build-reasoner-set", task_run_name="build-reasoner-set-{label}", **STEP)

@@ -276,7 +276,7 @@ BENCH_CASES = [
 
 @pytest.mark.parametrize("rows,needle", [c[1:] for c in BENCH_CASES], ids=[c[0] for c in BENCH_CASES])
 def test_bad_benchmark_rows_raise_data_error(tmp_path, rows, needle):
-    from varreason.eval.run import check_benchmark
+    from varreason.eval.harness import check_benchmark
 
     with pytest.raises(DataError) as err:
         check_benchmark(_jsonl(tmp_path, rows, "bench.jsonl"))
@@ -284,7 +284,7 @@ def test_bad_benchmark_rows_raise_data_error(tmp_path, rows, needle):
 
 
 def test_shipped_benchmarks_pass_the_check():
-    from varreason.eval.run import DATA_DIR, MATH_TASKS, check_benchmark
+    from varreason.eval.harness import DATA_DIR, MATH_TASKS, check_benchmark
 
     counts = {t: check_benchmark(DATA_DIR / f"{t.removeprefix('vr_')}.jsonl") for t in MATH_TASKS}
     assert counts == {"vr_math500": 500, "vr_aime24": 30, "vr_aime25": 30, "vr_amc23": 40}
@@ -382,7 +382,8 @@ def test_weigh_and_select_steps_count_every_policy(tmp_path):
     task = [{"id": q, "question": "1+2", "answer": "3", "level": 1, "split": "train",
              "gold_trace": "3" if q == "c" else None} for q in "abcd"]
     t_ref = _art(root, "traces", "traces.parquet", traces)
-    w_ref = weigh_traces("gml", t_ref, _art(root, "scores", "scores.parquet", scores), None, root)
+    w_ref = weigh_traces("gml", t_ref, _art(root, "scores", "scores.parquet", scores), None, root,
+                         trace_cutoff=cfg.objective.trace_cutoff)
     st = stats(w_ref)
     assert (st["n_unfinished"], st["n_empty_traces"], st["n_dead_questions"]) == (7, 1, 2)
     assert st["n_invalid_ratio"] == 7 + 2  # unfinished (no tokens) + NaN under pi + -inf under q
@@ -409,7 +410,7 @@ def test_acc_question_with_every_answer_wrong_is_dead(tmp_path):
                for q in "ab" for k in range(2)]
     ref = weigh_traces("acc", _art(root, "traces", "traces.parquet", traces),
                        _art(root, "scores", "scores.parquet", scores),
-                       _art(root, "answers", "answers.parquet", answers), root)
+                       _art(root, "answers", "answers.parquet", answers), root, trace_cutoff=64)
     st = stats(ref)
     assert st["n_dead_questions"] == 1 and st["frac_zero_acc"] == 0.75 and st["n_zero_weight"] == 3
 

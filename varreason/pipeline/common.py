@@ -10,8 +10,8 @@ from typing import Any
 
 import torch
 
-from varreason import arith
 from varreason.config import ModelConfig, SamplingConfig
+from varreason.eval.grader import grader_of
 from varreason.io import ArtifactRef, read_json, read_rows, write_json
 
 
@@ -25,15 +25,8 @@ def questions(task: ArtifactRef, split: str | None = None) -> list[dict]:
 
 
 def grade(q: dict, solution: str | None) -> bool:
-    """The task's one grader on a solution block: integer equality for the tiny task; math-verify for rows
-    marked ``grader: math`` (Bespoke), where an empty gold (code problems, no verifier here) never scores."""
-    if solution is None:
-        return False
-    if q.get("grader") == "math":
-        from varreason.eval.grader import grade_math
-
-        return bool(q["answer"]) and grade_math(q["answer"], solution).correct
-    return arith.grade(arith.extract_boxed(solution), q["answer"])
+    """The dataset's one grader (``eval.grader.GRADERS``, the one its lm-eval task uses) on a solution block."""
+    return solution is not None and grader_of(q)(q["answer"], solution).correct
 
 
 def rows(ref: ArtifactRef, name: str) -> list[dict]:

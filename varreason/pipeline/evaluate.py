@@ -1,8 +1,8 @@
 """Held-out evaluation (step h) through lm-eval: avg@n accuracy, unbiased pass@k, bootstrap 95% CI.
 
 The embedded task runs as the lm-eval task ``vr_arith`` and the paper's data as the math suite
-(``varreason.eval.run``), over the same sampler interface as the EM (HF on CPU, vLLM on GPU). ``eval``'s
-``n_samples``, ``temperature``, ``top_p`` and ``max_new_tokens`` from params.yaml override the task YAMLs'.
+(``varreason.eval.harness``), over the same sampler interface as the EM (HF on CPU, vLLM on GPU), in the
+profile's reasoner prompt. n, temperature, top_p and max_new_tokens are params.yaml's ``eval``.
 """
 
 from __future__ import annotations
@@ -12,25 +12,28 @@ import time
 from pathlib import Path
 
 from varreason.config import EvalConfig, ModelConfig, PromptConfig, SamplingConfig
-from varreason.eval.run import MATH_TASKS, run_lm_eval
+from varreason.eval.harness import MATH_TASKS, run_lm_eval
 from varreason.io import ArtifactRef, produce, write_json
 from varreason.pipeline.common import device, questions, timed
 
 
 def evaluate(ev: EvalConfig, sampling: SamplingConfig, model: ModelConfig, prompt: PromptConfig,
-             reasoner: ArtifactRef, task: ArtifactRef, seed: int, root: str, progress: bool = True) -> ArtifactRef:
+             reasoner: ArtifactRef, task: ArtifactRef, seed: int, root: str, progress: bool = True, *,
+             data_task: str) -> ArtifactRef:
     """metrics.json: ``accuracy`` (avg@n of the headline task), ``pass@k`` for each k, ``ci95``, failure counts,
-    every task's scores under ``tasks``, and the lm-eval / math-verify / engine versions under ``versions``."""
-    held_out = questions(task, "heldout")
-    arithmetic = held_out and "level" in held_out[0]
+    every task's scores under ``tasks``, and the lm-eval / math-verify / engine versions under ``versions``.
+    ``data_task`` (``data.task``): ``arithmetic`` is evaluated on its held-out questions (``vr_arith``), the
+    paper's data on the maths benchmarks; ``eval.hub_suites`` follow either."""
+    arithmetic = data_task == "arithmetic"
+    held_out = questions(task, "heldout") if arithmetic else None
     names = (["vr_arith"] if arithmetic else list(MATH_TASKS)) + list(ev.hub_suites)
 
     def build(out: Path) -> None:
         with timed(out) as st, tempfile.TemporaryDirectory(prefix="vr-lm-eval-") as work:
             t0 = time.perf_counter()
-            res = run_lm_eval(reasoner.verify(), model, names, work, seed=seed, max_new_tokens=ev.max_new_tokens,
-                              arith_questions=held_out if arithmetic else None,
-                              repeats={"vr_arith": ev.n_samples} if arithmetic else None, pass_k=ev.pass_k,
+            res = run_lm_eval(reasoner.verify(), model, prompt, names, work, seed=seed,
+                              max_new_tokens=ev.max_new_tokens, arith_questions=held_out,
+                              repeats={t: ev.n_for(t) for t in names}, pass_k=ev.pass_k,
                               sampling={"temperature": ev.temperature, "top_p": ev.top_p},
                               backend=sampling.backend, batch_size=sampling.batch_size, device=device(),
                               tensor_parallel_size=sampling.tensor_parallel_size, n_boot=2000)

@@ -51,7 +51,8 @@ def _produce(s: StageSpec, c: ExperimentConfig, refs: dict[str, ArtifactRef]) ->
     if st in ("pi0", "q0"):
         return train.train_model(c.train, c.model, refs["init"], [refs["set"]], c.train.init_steps, c.seed, st, root)
     if st == "eval":
-        return evaluate.evaluate(c.eval, c.sampling, c.model, c.prompt, refs["model"], refs["task"], c.seed, root)
+        return evaluate.evaluate(c.eval, c.sampling, c.model, c.prompt, refs["model"], refs["task"], c.seed, root,
+                                 data_task=c.data.task)
     if st == "traces":
         return sample.sample_traces(c.sampling, c.model, c.prompt, refs["q"], refs["task"], c.seed, r, root)
     if st == "score":
@@ -61,7 +62,8 @@ def _produce(s: StageSpec, c: ExperimentConfig, refs: dict[str, ArtifactRef]) ->
         return sample.rollout_answers(c.sampling, c.model, c.prompt, scorer, refs["traces"], refs["task"], c.seed,
                                       root)
     if st == "weights":
-        return weigh.weigh_traces(s.est, refs["traces"], refs["scores"], refs.get("answers"), root)
+        return weigh.weigh_traces(s.est, refs["traces"], refs["scores"], refs.get("answers"), root,
+                                  trace_cutoff=c.objective.trace_cutoff)
     if st == "reasoner-set":
         return weigh.build_reasoner_set(c.objective, s.est, c.prompt, refs["weights"], refs["traces"],
                                         refs.get("answers"), refs["task"], root)

@@ -71,7 +71,7 @@ def registry(cfg: ExperimentConfig) -> list[StageSpec]:
     sft_train = [*_TRAIN, "train.init_steps", "model", "seed"]
     add("pi0", "pi0", "sft", 0, "pi", {"init": "backbone", "set": "seed-set@reasoner"}, sft_train)
     add("q0", "q0", "sft", 0, "q", {"init": "backbone", "set": "seed-set@posterior"}, sft_train)
-    ev = ["eval", *_ENGINE, "model", "prompt", "seed"]
+    ev = ["eval", *_ENGINE, "model", "prompt", "seed", "data.task"]
     add("eval-sft", "eval", "sft", 0, "eval", {"model": "pi0", "task": "task"}, ev)
     for est in cfg.objective.estimators:
         pi, q, m = "pi0", "q0", f"em-{est}"
@@ -92,7 +92,7 @@ def registry(cfg: ExperimentConfig) -> list[StageSpec]:
                 up["answers"] = set_up["answers"] = f"answers@{k}"
                 del set_up["scores"]
             add(f"weights@{k}", "weights", m, r, "weights", {**up, **({} if est == "acc" else {"task": "task"})},
-                [], est)
+                ["objective.trace_cutoff"], est)
             add(f"reasoner-set@{k}", "reasoner-set", m, r, "reasoner-set",
                 {**set_up, "weights": f"weights@{k}", "task": "task"},
                 ["objective.selection", "objective.trace_cutoff", "objective.mix_seed_data", "prompt"], est)

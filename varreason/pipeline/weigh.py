@@ -65,9 +65,11 @@ def _padded(seqs: list[list[float]]) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def weigh_traces(estimator: str, traces: ArtifactRef, scores: ArtifactRef, answers: ArtifactRef | None,
-                 root: str) -> ArtifactRef:
+                 root: str, *, trace_cutoff: int) -> ArtifactRef:
     """weights.parquet (per trace: shared_len, log_ratio, log_lik, log_rho, rho_tilde) and questions.parquet
     (per question: iwae, elbo, ess). Unfinished traces enter with weight 0 so K stays the number of draws.
+    rho_tilde, the bounds and the ESS are over the traces selection may use (``weights.within_cutoff``);
+    ``log_rho`` is every trace's own (``n_over_cutoff`` counts the difference).
 
     Policies for bad model outputs, each counted in this step's stats.json:
 
@@ -103,9 +105,11 @@ def weigh_traces(estimator: str, traces: ArtifactRef, scores: ArtifactRef, answe
             log_lik, st_e = ESTIMATORS[estimator](EstimatorInputs(correct=correct, answer_logps=a_lp, answer_len=a_n))
             log_lik = torch.where(torch.tensor(live), log_lik, torch.full_like(log_lik, float("-inf")))
             lr, st_r = W.log_rho(log_lik.view(len(qids), K), d.view(len(qids), K))  # [B, K]
-            rt, st_n = W.self_normalise(lr)
-            iw, st_i = W.iwae_bound(lr)
-            el, st_l = W.elbo(lr)
+            shared = torch.minimum(n_pi, n_q).view(len(qids), K)
+            usable, st_c = W.within_cutoff(lr, shared, trace_cutoff)  # [B, K]: what selection may train on
+            rt, st_n = W.self_normalise(usable)
+            iw, st_i = W.iwae_bound(usable)
+            el, st_l = W.elbo(usable)
             # The means above skip -inf entries, and a question with one zero-weight trace has ELBO -inf but a
             # finite IWAE bound, so compare the two bounds over the same questions: where both are finite.
             both = iw.isfinite() & el.isfinite()
@@ -113,7 +117,6 @@ def weigh_traces(estimator: str, traces: ArtifactRef, scores: ArtifactRef, answe
             if both.any():
                 st_i["iwae_mean"], st_l["elbo_mean"] = float(iw[both].mean()), float(el[both].mean())
             ess, st_s = W.effective_sample_size(rt)
-            shared = torch.minimum(n_pi, n_q).view(len(qids), K)
             flat = []
             for b, q in enumerate(qids):
                 for k in range(K):
@@ -125,10 +128,10 @@ def weigh_traces(estimator: str, traces: ArtifactRef, scores: ArtifactRef, answe
                                                      "ess": float(ess[b])} for b, q in enumerate(qids)])
             st.update(K=K, n_questions=len(qids), n_unfinished=sum(not x for x in live),
                       n_empty_traces=sum(bool(t["finished"]) and not t["trace"].strip() for t in trs),
-                      n_invalid_ratio=st_d["n_invalid"], **st_e, **st_r, **st_n, **st_i, **st_l, **st_s)
+                      n_invalid_ratio=st_d["n_invalid"], **st_e, **st_r, **st_c, **st_n, **st_i, **st_l, **st_s)
 
     key = {"estimator": estimator, "traces": traces.sha, "scores": scores.sha,
-           "answers": answers.sha if answers else None}
+           "answers": answers.sha if answers else None, "trace_cutoff": trace_cutoff}
     return produce(root, "weights", key, build)
 
 

@@ -1,15 +1,17 @@
 """The answer extractor, the math and multiple-choice graders, and the labelled verifier set."""
 
 import json
+import re
 from pathlib import Path
 
 import pytest
 
-from varreason.eval.grader import (Outcome, extract_answer, extract_choice, grade_answer, grade_choice, grade_math,
-                                   last_boxed, normalize)
+from varreason.eval.grader import (GRADERS, Outcome, extract_answer, extract_choice, grade_answer, grade_arith,
+                                   grade_choice, grade_math, grader_of, last_boxed, normalize)
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parents[2] / "varreason" / "eval" / "data"
+ROOT = HERE.parents[2]
+DATA = ROOT / "varreason" / "eval" / "data"
 
 
 def test_last_boxed_nested_and_last():
@@ -161,3 +163,49 @@ def test_verifier_agreement_at_least_99_5_percent():
     for d in disagree:
         print("  gold=%r pred=%r expected_correct=%s got=%s" % d)
     assert agreement >= 0.995
+
+
+SOL = "1+2<|end_of_thought|>\n\n<|begin_of_solution|>"
+
+
+@pytest.mark.parametrize("response,gold,outcome", [
+    (SOL + r"\boxed{42}", "42", Outcome.CORRECT),
+    (SOL + r"\boxed{ 42 }", "42", Outcome.CORRECT),
+    (SOL + r"\boxed{-7}", "-7", Outcome.CORRECT),
+    (SOL + r"\boxed{007}", "7", Outcome.CORRECT),
+    (SOL + r"\boxed{41}", "42", Outcome.WRONG),
+    (r"first \boxed{3} then \boxed{4}", "4", Outcome.CORRECT),  # the last box
+    (r"\boxed{3}<|begin_of_solution|>\boxed{4}", "3", Outcome.WRONG),  # the solution block's box
+    (SOL + "42", "42", Outcome.PRED_UNPARSEABLE),  # no box
+    (SOL + r"\boxed{4 2}", "42", Outcome.PRED_UNPARSEABLE),  # not an integer
+    (SOL + r"\boxed{4.0}", "4", Outcome.PRED_UNPARSEABLE),
+    (SOL + r"\boxed{abc}", "42", Outcome.PRED_UNPARSEABLE),
+    (SOL + r"\boxed{}", "0", Outcome.PRED_UNPARSEABLE),
+    (SOL + r"\boxed{{42}}", "42", Outcome.PRED_UNPARSEABLE),  # nested braces are read in full
+    (SOL + r"\boxed{3}", "x", Outcome.GOLD_UNPARSEABLE),
+])
+def test_grade_arith(response, gold, outcome):
+    assert grade_arith(gold, response).outcome is outcome
+
+
+def test_one_grader_per_dataset():
+    assert GRADERS == {"arithmetic": grade_arith, "math": grade_math}
+    assert grader_of({"answer": "3"}) is grade_arith and grader_of({"answer": "3", "grader": ""}) is grade_arith
+    assert grader_of({"answer": "3", "grader": "math"}) is grade_math
+    with pytest.raises(ValueError):
+        grader_of({"answer": "3", "grader": "code"})
+
+
+def test_one_boxed_extractor_and_one_grader_per_dataset_in_the_library():
+    """grep-style: the only box-reading code is ``last_boxed``; graders are defined in the grader modules only."""
+    boxed_readers, graders = [], []
+    for f in sorted((ROOT / "varreason").rglob("*.py")):
+        text = f.read_text()
+        rel = f.relative_to(ROOT).as_posix()
+        if re.search(r"re\.compile\(r?[\"'].*boxed", text) or re.search(r"finditer\(r?[\"'].*boxed", text):
+            boxed_readers.append(rel)
+        graders += [f"{rel}:{m}" for m in re.findall(r"^def (grade_?[a-z]*)\(", text, re.M)]
+    assert boxed_readers == ["varreason/eval/grader.py"]
+    assert sorted(graders) == ["varreason/eval/code_grader.py:grade_code", "varreason/eval/grader.py:grade_answer",
+                               "varreason/eval/grader.py:grade_arith", "varreason/eval/grader.py:grade_choice",
+                               "varreason/eval/grader.py:grade_math", "varreason/pipeline/common.py:grade"]
