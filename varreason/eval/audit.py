@@ -90,12 +90,31 @@ def cases(golds: list[Gold]) -> list[Case]:
     return out
 
 
-def project_outcome(case: Case) -> Outcome:
-    """The project's grade of ``\\boxed{pred}`` as a model response (extractor + the gold's grader)."""
+def project_outcome(case: Case, grader=None) -> Outcome:
+    """The project's grade of ``\\boxed{pred}`` as a model response (extractor + the gold's grader); ``grader``:
+    another module with ``grade_math`` and ``grade_choice`` (``--grader-at``), compared by outcome value."""
     response = f"\\boxed{{{case.pred}}}"
+    math_fn, choice_fn = (grade_math, grade_choice) if grader is None else (grader.grade_math, grader.grade_choice)
     if case.gold.grader == "choice":
-        return grade_choice(case.gold.answer, response, case.gold.n_options).outcome
-    return grade_math(case.gold.answer, response).outcome
+        return Outcome(choice_fn(case.gold.answer, response, case.gold.n_options).outcome.value)
+    return Outcome(math_fn(case.gold.answer, response).outcome.value)
+
+
+def grader_at(ref: str):
+    """``varreason/eval/grader.py`` as it was at git ``ref`` (run from the repository root), as a module."""
+    import importlib.util
+    import subprocess
+    import tempfile
+
+    src = subprocess.run(["git", "show", f"{ref}:varreason/eval/grader.py"], check=True, capture_output=True,
+                         text=True, timeout=60).stdout
+    path = Path(tempfile.mkdtemp(prefix="vr-grader-")) / "grader_at_ref.py"
+    path.write_text(src)
+    spec = importlib.util.spec_from_file_location("grader_at_ref", path)
+    mod = importlib.util.module_from_spec(spec)
+    sys.modules["grader_at_ref"] = mod  # dataclasses look their module up there
+    spec.loader.exec_module(mod)
+    return mod
 
 
 def library_alone(gold: str, pred: str) -> bool:
@@ -117,12 +136,13 @@ def differential_reason(gold: str, pred: str) -> str:
     return "none"
 
 
-def audit(golds: list[Gold]) -> dict:
-    """Grades every self and perturbation case: counts, false positives and self-grading false negatives."""
+def audit(golds: list[Gold], grader=None) -> dict:
+    """Grades every self and perturbation case: counts, false positives and self-grading false negatives
+    (``grader``: see ``project_outcome``)."""
     t0 = time.perf_counter()
     fp, fn, kinds = [], [], Counter()
     for c in cases(golds):
-        ok = project_outcome(c) is Outcome.CORRECT
+        ok = project_outcome(c, grader) is Outcome.CORRECT
         kinds[c.kind] += 1
         row = {"source": c.gold.source, "id": c.gold.id, "gold": c.gold.answer, "kind": c.kind, "pred": c.pred}
         if ok != c.expected:
@@ -201,7 +221,7 @@ def _cases_md(rows: list[dict]) -> list[str]:
             for r in rows]
 
 
-def markdown(res: dict, diff: dict, fam: dict | None) -> str:
+def markdown(res: dict, diff: dict | None, fam: dict | None) -> str:
     lines = ["| corpus | golds |", "|---|---|"]
     lines += [f"| {k} | {v} |" for k, v in res["golds"].items()]
     lines += [f"| **all** | **{res['n_golds']}** |", "", "| perturbation | cases |", "|---|---|"]
@@ -211,6 +231,8 @@ def markdown(res: dict, diff: dict, fam: dict | None) -> str:
               f"Self-grading false negatives (the boxed gold not graded correct): "
               f"**{len(res['self_false_negatives'])}**. ({res['wall_s']} s)"]
     lines += _cases_md(res["false_positives"]) + _cases_md(res["self_false_negatives"])
+    if diff is None:
+        return "\n".join(lines)
     by_reason = Counter((x["reason"], x["project_right"]) for x in diff["disagreements"])
     lines += ["", f"Differential, `grade_answer` vs math_verify alone on the raw strings: {diff['n']} labelled maths "
               f"cases, `normalize()` changes a string in {diff['n_normalize_changed']}; "
@@ -241,8 +263,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--verifier-cases", type=Path, default=TESTS_DIR / "verifier_cases.jsonl")
     ap.add_argument("--families", type=Path, default=TESTS_DIR / "grader_families.jsonl")
     ap.add_argument("--json", action="store_true", help="print the full result as JSON instead of the tables")
+    ap.add_argument("--grader-at", metavar="GIT_REF", help="audit grader.py as it was at this git ref instead "
+                    "(e.g. 737c5fb, before issue 18); prints the audit table only")
     args = ap.parse_args(argv)
     golds = benchmark_golds() + (suite_golds(args.suites) if args.suites.is_dir() else [])
+    if args.grader_at:
+        res = audit(golds, grader_at(args.grader_at))
+        print(json.dumps(res, indent=1) if args.json else markdown(res, None, None))
+        return 0
     res = audit(golds)
     diff = differential(labelled(golds, args.verifier_cases, args.families))
     fam = families(args.families) if args.families.is_file() else None

@@ -30,6 +30,7 @@ def old_module(path: str, name: str, tmp: Path):
     f.write_text(src)
     spec = importlib.util.spec_from_file_location(name, f)
     mod = importlib.util.module_from_spec(spec)
+    sys.modules[name] = mod  # dataclasses look their module up there
     spec.loader.exec_module(mod)
     return mod
 
@@ -82,9 +83,9 @@ def main(argv: list[str] | None = None) -> int:
                 counts["evaluation: old != new"] += old_eval != new_eval
                 counts["old reward != old evaluation"] += old_reward != old_eval
                 counts["new reward != new evaluation"] += new_reward != new_eval
-                if old_eval != new_eval or old_reward != new_reward:
-                    print(f"changed: gold={q['answer']!r} response={text[-60:]!r} old_reward={old_reward} "
-                          f"old_eval={old_eval} new={new_eval}")
+                if len({old_eval, new_eval, old_reward, new_reward}) > 1:
+                    print(f"differs: gold={q['answer']!r} response={text!r} old_reward={old_reward} "
+                          f"old_eval={old_eval} new_reward={new_reward} new_eval={new_eval}")
     for k, v in counts.items():
         print(f"{k}: {v}")
     return 0
