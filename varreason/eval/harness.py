@@ -164,7 +164,6 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, prompt: Prom
     from lm_eval.tasks import TaskManager
 
     from varreason.eval.lm import VarReasonLM
-    from varreason.eval.metrics import summarize
 
     unknown = sorted(set(tasks) - set(KNOWN_TASKS))
     if unknown or not tasks:
@@ -199,14 +198,20 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, prompt: Prom
                  "checkpoint": str(checkpoint_dir), "tokens_generated": lm.n_generated}
     for name in tasks:
         samples = sorted(res["samples"][name], key=lambda s: s["doc_id"])
-        counts = [(int(s["n_samples"]), round(s["avg_at_n"] * s["n_samples"])) for s in samples]
-        scores = summarize(counts, list(pass_k), n_boot=n_boot, seed=seed)
-        agg = res["results"][name]
-        scores.update({k: int(agg[f"{k},all"]) for k in ("n_wrong", "n_pred_unparseable", "n_gold_unparseable",
-                                                          "n_timeout") if f"{k},all" in agg})
-        scores["lm_eval_avg_at_n"] = agg["avg_at_n,all"]
-        scores["version"] = res["versions"].get(name)
-        out["tasks"][name] = scores
+        out["tasks"][name] = _scores(samples, res["results"][name], list(pass_k), n_boot, seed)
+        out["tasks"][name]["version"] = res["versions"].get(name)
         if keep_responses:
             out.setdefault("responses", {})[name] = [list(s["filtered_resps"][0]) for s in samples]
     return out
+
+
+def _scores(samples: list[dict], agg: dict, pass_k: list[int], n_boot: int, seed: int) -> dict:
+    """One task's scores from lm-eval's logged samples (doc order) and aggregated metrics."""
+    from varreason.eval.metrics import summarize
+
+    counts = [(int(s["n_samples"]), round(s["avg_at_n"] * s["n_samples"])) for s in samples]
+    scores = summarize(counts, pass_k, n_boot=n_boot, seed=seed)
+    scores.update({k: int(agg[f"{k},all"]) for k in ("n_wrong", "n_pred_unparseable", "n_gold_unparseable",
+                                                      "n_timeout") if f"{k},all" in agg})
+    scores["lm_eval_avg_at_n"] = agg["avg_at_n,all"]
+    return scores
