@@ -79,7 +79,7 @@ def test_hub_suites_field_names_exactly_the_hub_tasks():
     from typing import get_args
 
     from varreason.config import EvalConfig
-    from varreason.eval.run import HUB_TASKS
+    from varreason.eval.harness import HUB_TASKS
 
     (literal,) = get_args(EvalConfig.model_fields["hub_suites"].annotation)
     assert set(get_args(literal)) == set(HUB_TASKS)

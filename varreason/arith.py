@@ -11,7 +11,8 @@ time (multiplications first, then left to right), one line per step; for ``3+4*5
 
 The answer is the final integer. Answering directly needs the whole computation in one step, which a small
 model cannot do; the trace turns it into a chain of local rewrites, so thinking genuinely helps. Generation is
-deterministic in ``seed``; held-out questions never appear in training.
+deterministic in ``seed``; held-out questions never appear in training. Answers are graded by
+``varreason.eval.grader.grade_arith`` (rewards and evaluation alike).
 """
 
 from __future__ import annotations
@@ -23,7 +24,6 @@ from dataclasses import dataclass
 from varreason.config import ConfigError
 
 OPS = "+-*"
-_BOXED = re.compile(r"\\boxed\{([^{}]*)\}")
 
 
 @dataclass(frozen=True)
@@ -112,22 +112,6 @@ def generate(n_train: int, n_heldout: int, n_seed_traces: int, levels: list[int]
         out.append(Question(id=f"{split}-{i:06d}", question=expr, answer=str(evaluate(expr, modulus)), level=level,
                             split=split, gold_trace=trace))
     return out
-
-
-def extract_boxed(text: str) -> str | None:
-    """Content of the last ``\\boxed{...}`` (no nested braces), or None."""
-    found = _BOXED.findall(text)
-    return found[-1].strip() if found else None
-
-
-def grade(prediction: str | None, gold: str) -> bool:
-    """The task's one grader: integer equality of the extracted answer (used by rewards and evaluation)."""
-    if prediction is None:
-        return False
-    try:
-        return int(prediction.replace(" ", "")) == int(gold)
-    except ValueError:
-        return False
 
 
 def charset(max_operand: int) -> list[str]:

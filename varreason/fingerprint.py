@@ -87,7 +87,8 @@ def closure(module: str) -> tuple[str, ...]:
         if m in seen or module_path(m) is None:
             continue
         seen.add(m)
-        todo.extend(direct_imports(m))
+        if m not in NEUTRAL:  # config's own imports (its validators') are not the step's code either
+            todo.extend(direct_imports(m))
     return tuple(sorted(seen))
 
 

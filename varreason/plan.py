@@ -66,18 +66,16 @@ def step_gpus(cfg: ExperimentConfig, step: str) -> int:
 
 def _eval_requests(cfg: ExperimentConfig) -> tuple[int, str]:
     """Sampled responses per evaluation: the tiny task's held-out split x n, or the shipped math benchmarks x
-    their YAML ``repeats`` (the paper's n per benchmark), as ``pipeline.evaluate`` runs them."""
+    their n (``eval.n_for``: the paper's n per benchmark), as ``pipeline.evaluate`` runs them."""
     if cfg.data.task == "arithmetic":
         return cfg.data.n_heldout * cfg.eval.n_samples, f"{cfg.data.n_heldout} held-out x {cfg.eval.n_samples}"
-    import re
     from pathlib import Path
 
-    from varreason.eval.run import DATA_DIR, MATH_TASKS
+    from varreason.eval.harness import DATA_DIR, MATH_TASKS
 
     total, parts = 0, []
     for name in MATH_TASKS:
-        yaml_text = (Path(DATA_DIR).parent / "tasks" / f"{name}.yaml").read_text()
-        repeats = int(re.search(r"^repeats:\s*(\d+)", yaml_text, re.M).group(1))
+        repeats = cfg.eval.n_for(name)
         n = sum(1 for line in (Path(DATA_DIR) / f"{name[3:]}.jsonl").read_text().splitlines() if line.strip())
         total, parts = total + n * repeats, parts + [f"{n}x{repeats}"]
     hub = f" + hub suites {', '.join(cfg.eval.hub_suites)} (sizes known at run time, not counted)"

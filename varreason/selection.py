@@ -38,10 +38,16 @@ class Selected:
     source: int  # k of the chosen trace; -1 = gold-trace fallback
 
 
+def is_candidate(shared_len: int, log_rho: float, cutoff: int) -> bool:
+    """A trace selection may train on: finite weight and shared length below the cutoff (``weights.within_cutoff``
+    gives the same traces weight 0 before the diagnostics are computed)."""
+    return shared_len < cutoff and math.isfinite(log_rho)
+
+
 def _candidates(rows: list[ScoredTrace], cutoff: int) -> dict[str, list[ScoredTrace]]:
     by_q: dict[str, list[ScoredTrace]] = defaultdict(list)
     for r in rows:
-        if r.shared_len < cutoff and math.isfinite(r.log_rho):
+        if is_candidate(r.shared_len, r.log_rho, cutoff):
             by_q[r.qid].append(r)
     return by_q
 

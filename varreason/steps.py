@@ -97,7 +97,8 @@ STEPS: dict[str, Step] = {s.name: s for s in [
          (*ENGINE, *DRAW, "sampling.answer_rollouts", "sampling.max_answer_tokens", "model", "prompt", "seed"),
          gpu=True, sharded=True, packages=(*MODEL_PKGS, *GRADER_PKGS), report="rollout-answers"),
     Step("weigh-traces", f"{_P}.weigh:weigh_traces", "weights", "weigh-traces-{tag}",
-         ("traces", "scores", "answers?"), ctx=("est",), packages=("torch",), report="weights"),
+         ("traces", "scores", "answers?"), ("objective.trace_cutoff",), ctx=("est",), packages=("torch",),
+         report="weights"),
     Step("build-reasoner-set", f"{_P}.sets:build_reasoner_set", "reasoner-set", "build-reasoner-set-{tag}",
          ("weights", "traces", "task", "answers?"),
          ("objective.selection", "objective.trace_cutoff", "objective.mix_seed_data", "prompt"), ctx=("est",),
@@ -119,7 +120,7 @@ STEPS: dict[str, Step] = {s.name: s for s in [
     Step("build-rft-set", f"{_P}.sets:build_rft_set", "rft-set", "build-rft-set-{tag}", ("responses", "task"),
          ("prompt", "objective.mix_seed_data"), packages=(), report="train-set"),
     Step("evaluate", f"{_P}.evaluate:evaluate", "eval", "evaluate-{tag}", ("model", "task"),
-         ("eval", *ENGINE, "model", "prompt", "seed"), gpu=True,
+         ("eval", *ENGINE, "model", "prompt", "seed", "data.task"), gpu=True,
          data=("eval/tasks/*.yaml", "eval/tasks/*.py", "eval/data/*.jsonl"), packages=EVAL_PKGS, report="eval"),
 ]}
 

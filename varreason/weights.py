@@ -12,6 +12,11 @@ T_k = min(|z_k| under pi, |z_k| under q), as the reference aligns the two scorin
 instead of the sum makes d_k a per-token geometric mean ratio: the reference's choice, which departs from the
 paper's exact ratio pi(z|x)/q(z|x,y') to tame its variance over thousands of tokens.
 
+The self-normalised weights, the bounds and the ESS are taken over the traces selection may train on
+(``within_cutoff``: a trace whose shared length reaches ``objective.trace_cutoff`` gets weight 0, as
+``selection`` drops it), so the diagnostics describe the weights that are trained on: with shared lengths
+[20, 5] at cutoff 15 the weights are [0, 1], not the [0.71, 0.29] of both traces.
+
 Non-finite inputs have one policy, applied here and counted in the stats: a NaN anywhere in the shared span,
 a -inf under q (a trace q could not have sampled) or T = 0 make the trace *invalid* (log rho = -inf, weight 0);
 a -inf under pi alone is a valid trace that pi deems impossible (log rho = -inf). A question whose traces all
@@ -57,6 +62,13 @@ def log_rho(log_likelihood: Tensor, log_ratio: Tensor) -> tuple[Tensor, dict[str
     invalid = out.isnan()
     out = out.masked_fill(invalid, float("-inf"))
     return out, {"n_invalid": float(invalid.sum()), "n_zero_weight": float((out == float("-inf")).sum())}
+
+
+def within_cutoff(log_rho_: Tensor, shared_len: Tensor, cutoff: int) -> tuple[Tensor, dict[str, float]]:
+    """log rho of the traces selection may use (``selection.is_candidate``): a trace whose shared length is at
+    least ``cutoff`` gets log rho = -inf. [B, K], [B, K] -> [B, K]; stats: ``n_over_cutoff``."""
+    over = shared_len >= cutoff
+    return log_rho_.masked_fill(over, float("-inf")), {"n_over_cutoff": float(over.sum())}
 
 
 def self_normalise(log_rho_: Tensor) -> tuple[Tensor, dict[str, float]]:

@@ -99,9 +99,9 @@ def test_weight_function_edit_keeps_sampling_and_scoring(repo):
     upstream = {t for t in predicted if t.startswith(("sample-traces", "score-traces", "rollout-answers",
                                                       "sample-responses-rft", "build-task", "train-pi0"))}
     assert upstream and not upstream & ran
-    # weights.py holds the importance weights and the posterior refresh's forward-KL weights: both steps re-run
-    assert {t for t, s in predicted.items() if s == "will run"} == {
-        f"{step}-em-{e}-r1" for step in ("weigh-traces", "build-posterior-set") for e in ("acc", "gml")}
+    assert {t for t, s in predicted.items() if s == "will run"} == {"weigh-traces-em-acc-r1", "weigh-traces-em-gml-r1"}
+    # weights.py also holds the refresh's forward-KL weights: that step's own key changed too (it is downstream)
+    assert {"build-posterior-set-em-acc-r1", "build-posterior-set-em-gml-r1"} <= ran
     assert {"weigh-traces-em-gml-r1", "build-reasoner-set-em-gml-r1"} <= ran  # GML weights moved: new selection
 
 
@@ -113,7 +113,9 @@ def test_hf_sampler_edit_reruns_every_sampling_step(repo):
     # the Acc and GML chains share round 1's traces (one key): computed once, by the first
     assert predicted["sample-traces-em-gml-r1"] == "cached"
     sampling.discard("sample-traces-em-gml-r1")
-    assert {t for t, s in predicted.items() if s == "will run"} == sampling and sampling <= ran
+    assert sampling <= ran  # every other sampling step ran: those whose inputs were cached were "will run"
+    assert {t for t, s in predicted.items() if s == "will run"} == {
+        "sample-traces-em-acc-r1", "sample-responses-rft-r1", "evaluate-sft-r0"}
     assert not {t for t in ran if t.startswith(("build-task", "init-backbone", "build-seed-set", "train-pi0",
                                                 "train-q0"))}
 

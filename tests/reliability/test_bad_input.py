@@ -276,7 +276,7 @@ BENCH_CASES = [
 
 @pytest.mark.parametrize("rows,needle", [c[1:] for c in BENCH_CASES], ids=[c[0] for c in BENCH_CASES])
 def test_bad_benchmark_rows_raise_data_error(tmp_path, rows, needle):
-    from varreason.eval.run import check_benchmark
+    from varreason.eval.harness import check_benchmark
 
     with pytest.raises(DataError) as err:
         check_benchmark(_jsonl(tmp_path, rows, "bench.jsonl"))
@@ -284,7 +284,7 @@ def test_bad_benchmark_rows_raise_data_error(tmp_path, rows, needle):
 
 
 def test_shipped_benchmarks_pass_the_check():
-    from varreason.eval.run import DATA_DIR, MATH_TASKS, check_benchmark
+    from varreason.eval.harness import DATA_DIR, MATH_TASKS, check_benchmark
 
     counts = {t: check_benchmark(DATA_DIR / f"{t.removeprefix('vr_')}.jsonl") for t in MATH_TASKS}
     assert counts == {"vr_math500": 500, "vr_aime24": 30, "vr_aime25": 30, "vr_amc23": 40}

@@ -35,12 +35,12 @@ def test_lazy_imports_inside_functions_are_in_the_closure():
 
 @pytest.mark.parametrize("step,must,must_not", [
     ("sample-traces", {"backends/hf.py", "pipeline/sample.py"}, {"weights.py", "report.py", "training.py",
-                                                                "eval/run.py"}),
+                                                                "eval/harness.py"}),
     ("score-traces", {"scoring.py", "rounds.py"}, {"weights.py", "backends/hf.py", "steps.py"}),
     ("weigh-traces", {"weights.py", "estimators.py"}, {"backends/hf.py", "scoring.py"}),
     ("train-pi0", {"training.py", "modeling.py"}, {"backends/hf.py", "weights.py", "eval/grader.py"}),
     ("init-backbone", {"modeling.py"}, {"eval/grader.py", "arith.py"}),
-    ("evaluate", {"eval/run.py", "eval/lm.py", "backends/hf.py"}, {"weights.py", "training.py"}),
+    ("evaluate", {"eval/harness.py", "eval/lm.py", "backends/hf.py"}, {"weights.py", "training.py"}),
 ])
 def test_each_step_fingerprints_exactly_the_code_it_reaches(step, must, must_not):
     cfg = load_config(PARAMS, "tiny")

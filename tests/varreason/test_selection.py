@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from varreason.selection import SELECTIONS, ScoredTrace, Selected, select_top1, select_weighted
+from varreason.selection import SELECTIONS, ScoredTrace, Selected, is_candidate, select_top1, select_weighted
 
 NINF = float("-inf")
 
@@ -94,3 +94,8 @@ def test_weighted_fallback_and_drop():
     out, stats = select_weighted(rows, cutoff=100, gold=gold)
     assert out == [Selected("a", "ga", "sa", 1.0, -1), Selected("c", "gc", "sc", 1.0, -1)]
     assert stats == {"n_selected": 0.0, "n_fallback": 2.0, "n_dropped": 1.0, "n_over_cutoff": 0.0}
+
+
+def test_is_candidate():
+    assert is_candidate(14, -1.0, 15) and not is_candidate(15, -1.0, 15)
+    assert not is_candidate(3, NINF, 15) and not is_candidate(3, float("nan"), 15)

@@ -2,12 +2,13 @@
 
 import itertools
 import math
+from pathlib import Path
 
 import pytest
 import torch
 
 from varreason.weights import (effective_sample_size, elbo, forward_kl_weights, iwae_bound, length_normalised_log_ratio,
-                               log_rho, self_normalise)
+                               log_rho, self_normalise, within_cutoff)
 
 NAN, NINF = float("nan"), float("-inf")
 
@@ -273,3 +274,82 @@ def test_forward_kl_weights_rows_sum_to_one():
     w, stats = forward_kl_weights(p)
     assert torch.allclose(w.sum(-1), torch.ones(10, dtype=torch.float64))
     assert stats["n_dead_questions"] == 0.0
+
+
+# ---------------------------------------------------------------- within_cutoff: diagnostics of what is trained on
+
+
+def test_within_cutoff_issue_example():
+    """Shared lengths [20, 5] at cutoff 15, rho = [5, 2]: over both traces rho~ = [5/7, 2/7] = [0.71, 0.29], but
+    selection drops the first, so the weights trained on are [0, 1]; L_2 = log((0 + 2) / 2) = 0 instead of
+    log(7/2) = 1.2528; ESS = 1 instead of 1 / ((25 + 4) / 49) = 1.6897."""
+    lr = t([[math.log(5.0), math.log(2.0)]])
+    shared = torch.tensor([[20, 5]])
+    every, _ = self_normalise(lr)
+    assert every[0].tolist() == pytest.approx([5 / 7, 2 / 7])
+    usable, st = within_cutoff(lr, shared, 15)
+    assert usable[0, 0].item() == NINF and usable[0, 1].item() == pytest.approx(math.log(2.0))
+    assert st == {"n_over_cutoff": 1.0}
+    rt, _ = self_normalise(usable)
+    assert rt[0].tolist() == [0.0, 1.0]
+    assert iwae_bound(usable)[0].item() == pytest.approx(0.0) and iwae_bound(lr)[0].item() == pytest.approx(
+        math.log(3.5))
+    assert effective_sample_size(rt)[0].item() == pytest.approx(1.0)
+    assert effective_sample_size(every)[0].item() == pytest.approx(49 / 29)
+
+
+def test_within_cutoff_boundary_and_dead_rows():
+    # shared length == cutoff is over (selection keeps shared_len < cutoff); a row with every trace over is dead
+    lr = t([[0.0, 0.0], [0.0, 1.0]])
+    usable, st = within_cutoff(lr, torch.tensor([[15, 15], [14, 15]]), 15)
+    assert st["n_over_cutoff"] == 3.0
+    rt, st_n = self_normalise(usable)
+    assert rt.tolist() == [[0.0, 0.0], [1.0, 0.0]] and st_n["n_dead_questions"] == 1.0
+
+
+def test_within_cutoff_agrees_with_selection():
+    """The traces ``within_cutoff`` keeps are exactly ``selection``'s candidates, and ``select_weighted`` then
+    trains on the rho~ the diagnostics report."""
+    from varreason.selection import ScoredTrace, is_candidate, select_weighted
+
+    lr = t([[math.log(5.0), math.log(2.0), NINF], [0.0, math.log(3.0), 1.0]])
+    shared = torch.tensor([[20, 5, 3], [15, 14, 16]])
+    usable, _ = within_cutoff(lr, shared, 15)
+    rt, _ = self_normalise(usable)
+    rows = [ScoredTrace(q, k, f"{q}{k}", int(shared[b, k]), float(lr[b, k]), float(rt[b, k]), "s")
+            for b, q in enumerate("ab") for k in range(3)]
+    for r, u in zip(rows, usable.flatten().tolist()):
+        assert is_candidate(r.shared_len, r.log_rho, 15) == math.isfinite(u)
+    chosen, _ = select_weighted(rows, 15, {})
+    assert {(c.qid, c.trace): c.weight for c in chosen} == pytest.approx({("a", "a1"): 1.0, ("b", "b1"): 1.0})
+    assert {(r.qid, r.trace): r.rho_tilde for r in rows if r.rho_tilde > 0} == pytest.approx(
+        {("a", "a1"): 1.0, ("b", "b1"): 1.0})
+
+
+def test_weigh_step_reports_what_selection_trains_on(tmp_path):
+    """The ``weigh-traces`` step on two traces of one question with shared lengths [20, 5] at cutoff 15."""
+    from varreason.config import load_config
+    from varreason.io import produce, read_json, read_rows, write_rows
+    from varreason.steps import run_step
+
+    root = str(tmp_path)
+
+    def art(step, name, rows):
+        return produce(root, step, {"rows": repr(rows)}, lambda out: write_rows(out / name, rows))
+
+    traces = art("traces", "traces.parquet", [{"qid": "a", "k": k, "trace": f"t{k}", "finished": True}
+                                              for k in range(2)])
+    # d_k = mean(pi - q) = 0 for both; log pi(Y|x,z) (GML: mean answer log-prob) = log 0.5 and log 0.2
+    scores = art("scores", "scores.parquet", [
+        {"qid": "a", "k": 0, "think_pi": [-1.0] * 20, "think_q": [-1.0] * 20, "answer_pi": [math.log(0.5)]},
+        {"qid": "a", "k": 1, "think_pi": [-1.0] * 5, "think_q": [-1.0] * 5, "answer_pi": [math.log(0.2)]}])
+    for cutoff, want in ((15, [0.0, 1.0]), (64, [5 / 7, 2 / 7])):
+        cfg = load_config(Path(__file__).resolve().parents[2] / "params.yaml", "tiny",
+                          {"artifacts_dir": root, "objective.trace_cutoff": cutoff})
+        ref = run_step("weigh-traces", cfg, {"traces": traces, "scores": scores}, est="gml")
+        w = sorted(read_rows(ref.verify() / "weights.parquet"), key=lambda r: r["k"])
+        assert [r["rho_tilde"] for r in w] == pytest.approx(want)
+        assert [r["log_rho"] for r in w] == pytest.approx([math.log(0.5), math.log(0.2)])  # each trace's own
+        st = read_json(ref.verify() / "stats.json")
+        assert st["n_over_cutoff"] == (1.0 if cutoff == 15 else 0.0)
+        assert st["ess_mean"] == pytest.approx(1.0 if cutoff == 15 else 49 / 29)

@@ -7,6 +7,10 @@ identical requests are grouped into one prompt with ``n`` samples, and prompt i'
 ``limit`` or on which other tasks run, and two evaluations with the same seed are identical. Requests without
 a task/doc id (direct calls) are keyed by their context alone.
 
+The prompt is the profile's: each request's context (the task's question, ``questions``) goes into
+``prompt.reasoner`` through ``varreason.prompts.reasoner_prompt``, the function that builds training prompts, so
+training and evaluation cannot use different chat formats. Without a prompt config the context is sent as is.
+
 Decoding: ``do_sample: false`` or ``temperature: 0`` becomes greedy (a one-token nucleus); output is cut at
 the first ``until`` string (the sampler already stops on the stop tokens; the cut covers stops that a
 tokenizer splits differently mid-text).
@@ -20,7 +24,9 @@ from collections import defaultdict
 from lm_eval.api.model import LM
 
 from varreason.backends.base import Sampler, SamplingParams, stable_seed
+from varreason.config import PromptConfig
 from varreason.faults import fault_point
+from varreason.prompts import reasoner_prompt
 
 
 def cut_at_stop(text: str, until: tuple[str, ...]) -> str:
@@ -29,11 +35,14 @@ def cut_at_stop(text: str, until: tuple[str, ...]) -> str:
 
 
 class VarReasonLM(LM):
-    """lm-eval model over a ``Sampler``. ``max_new_tokens`` applies when a task sets no ``max_gen_toks``."""
+    """lm-eval model over a ``Sampler``, prompting in ``prompt.reasoner``. ``max_new_tokens`` applies when a task
+    sets no ``max_gen_toks``."""
 
-    def __init__(self, sampler: Sampler, seed: int = 0, max_new_tokens: int = 256, engine: str = "hf"):
+    def __init__(self, sampler: Sampler, prompt: PromptConfig | None = None, seed: int = 0, max_new_tokens: int = 256,
+                 engine: str = "hf"):
         super().__init__()
         self.sampler, self.seed, self.max_new_tokens, self.engine = sampler, seed, max_new_tokens, engine
+        self.prompt = prompt
         self.n_generated = 0  # sampled tokens over all calls (cost accounting)
 
     def _params(self, gen_kwargs: dict, n: int) -> SamplingParams:
@@ -56,6 +65,8 @@ class VarReasonLM(LM):
         groups: dict[tuple, list[int]] = defaultdict(list)
         for pos, req in enumerate(requests):
             context, gen_kwargs = req.args
+            if self.prompt is not None:
+                context = reasoner_prompt(self.prompt, context)
             key = (req.task_name, req.doc_id, context, repr(sorted(gen_kwargs.items())))
             groups[key].append(pos)
         # prompts sharing sampling params and n go to the sampler together

@@ -1,15 +1,25 @@
 """Benchmark scores from per-question sample counts: avg@n, unbiased pass@k and a bootstrap 95% CI.
 
-avg@n and pass@k are ``varreason.evaluation``'s (the paper reports avg@n, method.md §13). The confidence
-interval is ours (the paper reports none): a percentile bootstrap over questions (questions resampled with
-replacement, each keeping its own n samples), seeded so that it is reproducible.
+* avg@n: mean correctness over all n samples of every question (the paper's reported accuracy, method.md §13).
+* ``pass_at_k(n, c, k) = 1 - C(n - c, k) / C(n, k)`` (Chen et al. 2021), averaged over questions.
+* The confidence interval is ours (the paper reports none): a percentile bootstrap over questions (questions
+  resampled with replacement, each keeping its own n samples), seeded so that it is reproducible.
 """
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
-from varreason.evaluation import pass_at_k
+
+def pass_at_k(n: int, c: int, k: int) -> float:
+    """Probability that at least one of k samples drawn without replacement from n (c correct) is correct."""
+    if not 0 <= c <= n or not 1 <= k <= n:
+        raise ValueError(f"need 0 <= c <= n and 1 <= k <= n, got n={n} c={c} k={k}")
+    if n - c < k:
+        return 1.0
+    return 1.0 - math.comb(n - c, k) / math.comb(n, k)
 
 
 def bootstrap_ci(scores: list[float], n_boot: int = 10_000, seed: int = 0, level: float = 0.95) -> tuple[float, float]:

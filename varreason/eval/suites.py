@@ -1,7 +1,7 @@
 """Per-document preparation of the hub suites (GPQA-Diamond, OlympiadBench, MMLU-Pro, LiveCodeBench).
 
 These suites are read from the Hugging Face hub (ids in their task YAMLs), so they are not part of any default
-run; ``run.HUB_TASKS`` names them and ``run.run_lm_eval(local_data=...)`` points them at local files of the
+run; ``harness.HUB_TASKS`` names them and ``harness.run_lm_eval(local_data=...)`` points them at local files of the
 same schema (tests/fixtures/suites/).
 
 * GPQA rows hold ``Question``, ``Correct Answer`` and ``Incorrect Answer 1..3``. ``gpqa_doc`` shuffles the four

@@ -2,8 +2,8 @@
 the step table (``varreason.steps``).
 
 The embedded task runs as the lm-eval task ``vr_arith`` and the paper's data as the math suite
-(``varreason.eval.run``), over the same sampler interface as the EM (HF on CPU, vLLM on GPU). ``eval``'s
-``n_samples``, ``temperature``, ``top_p`` and ``max_new_tokens`` from params.yaml override the task YAMLs'.
+(``varreason.eval.harness``), over the same sampler interface as the EM (HF on CPU, vLLM on GPU), in the
+profile's reasoner prompt. n, temperature, top_p and max_new_tokens are params.yaml's ``eval``.
 """
 
 from __future__ import annotations
@@ -12,23 +12,25 @@ import tempfile
 import time
 from pathlib import Path
 
-from varreason.eval.run import MATH_TASKS, run_lm_eval
+from varreason.eval.harness import MATH_TASKS, run_lm_eval
 from varreason.io import ArtifactRef, write_json
 from varreason.pipeline.common import device, questions, timed
 
 
 def evaluate(out: Path, c, model: ArtifactRef, task: ArtifactRef, *, progress: bool = True) -> None:
     """metrics.json: ``accuracy`` (avg@n of the headline task), ``pass@k`` for each k, ``ci95``, failure counts,
-    every task's scores under ``tasks``, and the lm-eval / math-verify / engine versions under ``versions``."""
+    every task's scores under ``tasks``, and the lm-eval / math-verify / engine versions under ``versions``.
+    ``data.task`` decides what is evaluated: ``arithmetic`` its held-out questions (``vr_arith``), the paper's
+    data the maths benchmarks; ``eval.hub_suites`` follow either."""
     ev, s = c.eval, c.sampling
-    held_out = questions(task, "heldout")
-    arithmetic = held_out and "level" in held_out[0]
+    arithmetic = c.data.task == "arithmetic"
+    held_out = questions(task, "heldout") if arithmetic else None
     names = (["vr_arith"] if arithmetic else list(MATH_TASKS)) + list(ev.hub_suites)
     with timed(out) as st, tempfile.TemporaryDirectory(prefix="vr-lm-eval-") as work:
         t0 = time.perf_counter()
-        res = run_lm_eval(model.verify(), c.model, names, work, seed=c.seed, max_new_tokens=ev.max_new_tokens,
-                          arith_questions=held_out if arithmetic else None,
-                          repeats={"vr_arith": ev.n_samples} if arithmetic else None, pass_k=ev.pass_k,
+        res = run_lm_eval(model.verify(), c.model, c.prompt, names, work, seed=c.seed,
+                          max_new_tokens=ev.max_new_tokens, arith_questions=held_out,
+                          repeats={t: ev.n_for(t) for t in names}, pass_k=ev.pass_k,
                           sampling={"temperature": ev.temperature, "top_p": ev.top_p},
                           backend=s.backend, batch_size=s.batch_size, device=device(),
                           tensor_parallel_size=s.tensor_parallel_size, n_boot=2000)

@@ -28,17 +28,10 @@ def make_sampler(c, ckpt: ArtifactRef, progress: bool = True):
 
 
 def grade(q: dict, solution: str | None) -> bool:
-    """The task's one grader on a solution block: integer equality for the tiny task; math-verify for rows
-    marked ``grader: math`` (Bespoke), where an empty gold (code problems, no verifier here) never scores."""
-    if solution is None:
-        return False
-    if q.get("grader") == "math":
-        from varreason.eval.grader import grade_math
+    """The dataset's one grader (``eval.grader.GRADERS``, the one its lm-eval task uses) on a solution block."""
+    from varreason.eval.grader import grader_of
 
-        return bool(q["answer"]) and grade_math(q["answer"], solution).correct
-    from varreason import arith
-
-    return arith.grade(arith.extract_boxed(solution), q["answer"])
+    return solution is not None and grader_of(q)(q["answer"], solution).correct
 
 
 def sample_traces(out: Path, c, q: ArtifactRef, task: ArtifactRef, *, rnd: int, progress: bool = True,

@@ -28,6 +28,8 @@ def weigh_traces(out: Path, c, traces: ArtifactRef, scores: ArtifactRef, answers
                  est: str) -> None:
     """weights.parquet (per trace: shared_len, log_ratio, log_lik, log_rho, rho_tilde) and questions.parquet
     (per question: iwae, elbo, ess). Unfinished traces enter with weight 0 so K stays the number of draws.
+    rho_tilde, the bounds and the ESS are over the traces selection may use (``weights.within_cutoff``:
+    ``objective.trace_cutoff``); ``log_rho`` is every trace's own (``n_over_cutoff`` counts the difference).
 
     Policies for bad model outputs, each counted in this step's stats.json:
 
@@ -51,9 +53,10 @@ def weigh_traces(out: Path, c, traces: ArtifactRef, scores: ArtifactRef, answers
         live = [kk in sc for kk in keys]
         d, log_lik, shared, st_w = _log_weights(est, keys, sc, ans, live)  # [B*K] each
         lr, st_r = W.log_rho(log_lik.view(len(qids), K), d.view(len(qids), K))  # [B, K]
-        rt, st_n = W.self_normalise(lr)
-        iw, st_i = W.iwae_bound(lr)
-        el, st_l = W.elbo(lr)
+        usable, st_c = W.within_cutoff(lr, shared.view(len(qids), K), c.objective.trace_cutoff)  # [B, K]
+        rt, st_n = W.self_normalise(usable)
+        iw, st_i = W.iwae_bound(usable)
+        el, st_l = W.elbo(usable)
         # The means above skip -inf entries, and a question with one zero-weight trace has ELBO -inf but a
         # finite IWAE bound, so compare the two bounds over the same questions: where both are finite.
         both = iw.isfinite() & el.isfinite()
@@ -69,7 +72,7 @@ def weigh_traces(out: Path, c, traces: ArtifactRef, scores: ArtifactRef, answers
                                                  "ess": float(ess[b])} for b, q in enumerate(qids)])
         st.update(K=K, n_questions=len(qids), n_unfinished=sum(not x for x in live),
                   n_empty_traces=sum(bool(t["finished"]) and not t["trace"].strip() for t in trs),
-                  **st_w, **st_r, **st_n, **st_i, **st_l, **st_s)
+                  **st_w, **st_r, **st_c, **st_n, **st_i, **st_l, **st_s)
 
 
 def _log_weights(est: str, keys: list, sc: dict, ans: dict, live: list[bool]):

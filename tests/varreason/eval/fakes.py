@@ -4,9 +4,15 @@ import json
 from pathlib import Path
 
 from varreason.backends.base import Completion, Rollouts
-from varreason.eval.prompts import BOXED_INSTRUCTION
+from varreason.config import PromptConfig
+from varreason.eval.questions import BOXED_INSTRUCTION
 
 DATA = Path(__file__).resolve().parents[3] / "varreason" / "eval" / "data"
+# What params.yaml's eval and prompt sections give run_lm_eval / resolve_tasks (the tiny profile's values).
+SAMPLING = {"temperature": 0.7, "top_p": 1.0}
+STOP = "<|end_of_solution|>"
+PROMPT = PromptConfig(reasoner="<|im_start|>{question}<|im_end|><|begin_of_thought|>",
+                      posterior="<|im_start|>{question}=?{hint}<|im_end|><|begin_of_thought|>")
 
 
 class RecordingSampler:

@@ -51,6 +51,47 @@ def frac_cases(src: str, gold: str, i: int) -> list[dict]:
     return out
 
 
+def matrix_cases(src: str, gold: str, body: str) -> list[dict]:
+    """Column vectors and matrices (``pmatrix``): equivalent layouts and entry forms, and near misses that a
+    parser stopping at the first row break (``\\\\ ``) would accept."""
+    rows = [[c.strip() for c in r.split("&")] for r in body.split("\\\\") if r.strip()]
+    render = lambda m, env="pmatrix", sep=" \\\\ ": (f"\\begin{{{env}}} " + sep.join(" & ".join(r) for r in m)  # noqa: E731
+                                                 + f" \\end{{{env}}}")
+    out = [case(src, gold, render(rows, sep="\\\\").replace("\\begin{pmatrix} ", "\\begin{pmatrix}"), True,
+                "matrix without spaces"),
+           case(src, gold, render(rows, "bmatrix"), True, "bmatrix"),
+           case(src, gold, rows[0][0], False, "matrix first entry only")]
+    if len(rows) > 1:
+        out.append(case(src, gold, render(rows[:-1]), False, "matrix row dropped"))
+        out.append(case(src, gold, render([rows[0]] + [["0"] * len(r) for r in rows[1:]]), False,
+                        "matrix first row kept, rest zero"))
+    flat = [c for r in rows for c in r]
+    if all(re.fullmatch(r"-?\d+/\d+", c) for c in flat):
+        frac = [[re.sub(r"(-?)(\d+)/(\d+)", r"\1\\frac{\2}{\3}", c) for c in r] for r in rows]
+        out.append(case(src, gold, render(frac), True, "\\frac in a matrix"))
+        fracs = [Fraction(c) for c in flat]
+        if all(10 ** 6 % f.denominator == 0 for f in fracs):
+            out.append(case(src, gold, render([[str(float(Fraction(c))) for c in r] for r in rows]), True,
+                            "decimals in a matrix"))
+    last = rows[-1][-1]
+    changed = [r[:] for r in rows]
+    changed[-1][-1] = last[1:] if last.startswith("-") else "-" + last
+    if last not in ("0", "-0"):
+        out.append(case(src, gold, render(changed), False, "matrix entry sign flipped"))
+    return out
+
+
+def list_cases(src: str, gold: str) -> list[dict]:
+    """Unordered answer lists (``3, 5, 7``): any order is right, a dropped or changed element is not."""
+    items = [x.strip() for x in gold.split(",")]
+    out = [case(src, gold, ", ".join(reversed(items)), True, "number list reordered"),
+           case(src, gold, ", ".join(items[:-1]), False, "number list element dropped")]
+    if re.fullmatch(r"-?\d+", items[-1]):
+        out.append(case(src, gold, ", ".join(items[:-1] + [str(int(items[-1]) + 1)]), False,
+                        "number list element changed"))
+    return out
+
+
 def main() -> None:
     rows: list[dict] = []
     for name in ("aime24", "aime25", "amc23"):
@@ -70,7 +111,13 @@ def main() -> None:
         if g.endswith("^\\circ"):
             v = int(g[: -len("^\\circ")])
             rows += [case(s, g, str(v), True, "degrees dropped"), case(s, g, f"{v}^{{\\circ}}", True, "degrees braced"),
-                     case(s, g, f"{v + 1}^\\circ", False, "off-by-one degrees")]
+                     case(s, g, f"{v + 1}^\\circ", False, "off-by-one degrees"),
+                     case(s, g, f"{v}°", True, "degree sign"), case(s, g, f"{v + 1}°", False, "off-by-one degree sign")]
+        m = re.fullmatch(r"\\begin\{pmatrix\}(.*)\\end\{pmatrix\}", g)
+        if m:
+            rows += matrix_cases(s, g, m.group(1))
+        if re.fullmatch(r"-?\d+(?:, ?-?\d+)+", g) and not re.fullmatch(r"\d{1,3}(?:,\d{3})+", g):
+            rows += list_cases(s, g)
         if g.startswith("\\left("):
             plain = g.replace("\\left", "").replace("\\right", "").replace(" ", "")
             rows += [case(s, g, plain, True, "tuple without \\left/\\right")]

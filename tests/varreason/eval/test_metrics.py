@@ -2,7 +2,7 @@
 
 import pytest
 
-from varreason.eval.metrics import bootstrap_ci, summarize
+from varreason.eval.metrics import bootstrap_ci, pass_at_k, summarize
 
 
 def test_constant_scores_have_a_point_interval():
@@ -50,3 +50,24 @@ def test_summarize_hand():
     assert s["n_questions"] == 3 and s["n_samples"] == 4
     lo, hi = s["ci95"]
     assert 0 <= lo <= s["avg@n"] <= hi <= 0.75
+
+
+@pytest.mark.parametrize("n,c,k,expected", [
+    (4, 1, 1, 0.25),        # 1 - C(3,1)/C(4,1) = 1 - 3/4
+    (4, 1, 2, 0.5),         # 1 - C(3,2)/C(4,2) = 1 - 3/6
+    (4, 0, 1, 0.0),         # no correct sample
+    (4, 0, 4, 0.0),
+    (4, 3, 2, 1.0),         # n - c = 1 < k = 2
+    (4, 4, 1, 1.0),
+    (5, 2, 3, 0.9),         # 1 - C(3,3)/C(5,3) = 1 - 1/10
+    (10, 3, 5, 11 / 12),    # 1 - C(7,5)/C(10,5) = 1 - 21/252 = 1 - 1/12
+    (1, 1, 1, 1.0),
+])
+def test_pass_at_k_hand(n, c, k, expected):
+    assert pass_at_k(n, c, k) == pytest.approx(expected)
+
+
+@pytest.mark.parametrize("n,c,k", [(4, 5, 1), (4, -1, 1), (4, 1, 0), (4, 1, 5), (0, 0, 1)])
+def test_pass_at_k_bad_args(n, c, k):
+    with pytest.raises(ValueError):
+        pass_at_k(n, c, k)

@@ -7,11 +7,11 @@ from pathlib import Path
 
 import pytest
 
-from varreason.config import ModelConfig
-from varreason.eval.run import ALL_TASKS, HUB_TASKS, MATH_TASKS, point_at_local, resolve_tasks, run_lm_eval
+from varreason.config import ModelConfig, load_config
+from varreason.eval.harness import ALL_TASKS, HUB_TASKS, MATH_TASKS, point_at_local, resolve_tasks, run_lm_eval
 from varreason.eval.suites import gpqa_doc
 
-from .fakes import ScriptedSampler
+from .fakes import PROMPT, SAMPLING, STOP, ScriptedSampler
 from .test_tasks import load
 
 FIX = Path(__file__).resolve().parents[2] / "fixtures" / "suites"
@@ -30,18 +30,20 @@ def rows(name):
 def test_hub_suites_are_selectable_but_not_default(tmp_path):
     assert not set(HUB_TASKS) & (set(ALL_TASKS) | set(MATH_TASKS))
     with pytest.raises(ValueError):
-        resolve_tasks(tmp_path / "a", local_data={"vr_nope": LOCAL["vr_mmlu_pro"]})
+        resolve_tasks(tmp_path / "a", {}, SAMPLING, STOP, local_data={"vr_nope": LOCAL["vr_mmlu_pro"]})
     with pytest.raises(FileNotFoundError):
-        resolve_tasks(tmp_path / "b", local_data={"vr_mmlu_pro": tmp_path / "missing.jsonl"})
+        resolve_tasks(tmp_path / "b", {"vr_mmlu_pro": 1}, SAMPLING, STOP,
+                      local_data={"vr_mmlu_pro": tmp_path / "missing.jsonl"})
     assert not (tmp_path / "a").exists() and not (tmp_path / "b").exists()
 
 
 def test_yamls_name_the_hub_datasets_and_the_paper_n(tmp_path):
-    out = resolve_tasks(tmp_path)
+    ev = load_config(profile="qwen3").eval  # the paper's n per suite lives in params.yaml, not in the YAMLs
+    out = resolve_tasks(tmp_path, {t: ev.n_for(t) for t in HUB_TASKS}, SAMPLING, STOP)
     for name, (path, config, split, n) in HUB.items():
         cfg = load(out / f"{name}.yaml")
         assert (cfg["dataset_path"], cfg["dataset_name"], cfg["test_split"], cfg["repeats"]) == (path, config, split, n)
-        assert cfg["filter_list"][0]["filter"][0]["k"] == n and cfg["metadata"]["version"] == 1
+        assert cfg["filter_list"][0]["filter"][0]["k"] == n and cfg["metadata"]["version"] == 2
     base = load(out / "_vr_lcb_base.yaml")
     assert base["dataset_kwargs"]["data_files"]["test"] == [
         "hf://datasets/livecodebench/code_generation_lite/test.jsonl",
@@ -83,7 +85,8 @@ def test_gpqa_shuffle_is_seeded_per_question():
 def loaded(tmp_path_factory):
     from lm_eval.tasks import TaskManager
 
-    tm = TaskManager(include_path=str(resolve_tasks(tmp_path_factory.mktemp("tasks"), local_data=LOCAL)),
+    tm = TaskManager(include_path=str(resolve_tasks(tmp_path_factory.mktemp("tasks"), {t: 1 for t in HUB_TASKS},
+                                                    SAMPLING, STOP, local_data=LOCAL)),
                      include_defaults=False)  # lm-eval's own ~10k task YAMLs are not needed here
     return tm.load(list(HUB_TASKS))["tasks"]
 
@@ -105,7 +108,7 @@ def test_suites_load_from_fixtures_through_the_task_manager(loaded):
     mmlu = loaded["vr_mmlu_pro"]
     d = docs["vr_mmlu_pro"][1]
     assert mmlu.doc_to_target(d) == "C"
-    assert "Answer Choices: (A) Oxygen (B) Argon (C) Nitrogen (D) Carbon dioxide<|im_end|>" in mmlu.doc_to_text(d)
+    assert mmlu.doc_to_text(d).endswith("Answer Choices: (A) Oxygen (B) Argon (C) Nitrogen (D) Carbon dioxide")
     easy = docs["vr_lcb_easy"]
     assert [d["question_id"] for d in easy] == ["fix_a", "fix_b"]
     assert [d["question_id"] for d in docs["vr_lcb_hard"]] == ["fix_d"]
@@ -140,8 +143,9 @@ def test_run_lm_eval_on_the_fixtures(tmp_path):
     script["every element doubled."] = [
         code("class Solution:\n    def doubleAll(self, nums):\n        return [2 * x for x in nums]"),
         code("class Solution:\n    def doubleAll(self, nums):\n        return nums")]
-    res = run_lm_eval("scripted", CFG, ["vr_gpqa_diamond", "vr_olympiadbench", "vr_mmlu_pro", "vr_lcb_easy"],
-                      tmp_path, seed=0, repeats={"vr_gpqa_diamond": 2, "vr_lcb_easy": 2}, pass_k=[1],
+    res = run_lm_eval("scripted", CFG, PROMPT, ["vr_gpqa_diamond", "vr_olympiadbench", "vr_mmlu_pro", "vr_lcb_easy"],
+                      tmp_path, seed=0, repeats={"vr_gpqa_diamond": 2, "vr_olympiadbench": 2, "vr_mmlu_pro": 1,
+                                                 "vr_lcb_easy": 2}, sampling=SAMPLING, pass_k=[1],
                       sampler=ScriptedSampler(script), n_boot=50, local_data=LOCAL)
     t = res["tasks"]
     want = {"vr_gpqa_diamond": (3, 2, 0.5, 3, 0, 0), "vr_olympiadbench": (3, 2, 0.5, 0, 3, 0),
@@ -151,5 +155,5 @@ def test_run_lm_eval_on_the_fixtures(tmp_path):
         assert (got["n_questions"], got["n_samples"]) == (q, n), name
         assert got["avg@n"] == pytest.approx(acc) and got["lm_eval_avg_at_n"] == pytest.approx(acc), name
         assert (got["n_wrong"], got["n_pred_unparseable"], got["n_gold_unparseable"]) == (n_wrong, n_unp, n_gold), name
-        assert got["version"] == 1
+        assert got["version"] == 2
     assert t["vr_lcb_easy"]["n_timeout"] == 0 and "n_timeout" not in t["vr_mmlu_pro"]

@@ -1,28 +1,29 @@
-"""lm-eval task hooks (``!function utils.*``): prompts and per-document grading. All logic lives in
-``varreason.eval.prompts`` and ``varreason.eval.grader``; this file only adapts them to lm-eval's signatures."""
+"""lm-eval task hooks (``!function utils.*``): question text and per-document grading. All logic lives in
+``varreason.eval.questions`` and ``varreason.eval.grader``; this file only adapts them to lm-eval's signatures.
+``doc_to_text`` returns the question only: ``lm.VarReasonLM`` puts it into the profile's reasoner template."""
 
 from functools import partial
 
 from varreason.eval.code_grader import grade_code, parse_tests
-from varreason.eval.grader import Outcome, grade_answer, grade_choice, grade_math
-from varreason.eval.prompts import arith_prompt, code_prompt, gpqa_prompt, math_prompt, mmlu_pro_prompt
+from varreason.eval.grader import Outcome, grade_answer, grade_arith, grade_choice, grade_math
+from varreason.eval.questions import code_question, gpqa_question, math_question, mmlu_pro_question
 from varreason.eval.suites import gpqa_doc, olympiadbench_doc
 
 
 def doc_to_text_math(doc: dict) -> str:
-    return math_prompt(doc["problem"])
+    return math_question(doc["problem"])
 
 
 def doc_to_text_arith(doc: dict) -> str:
-    return arith_prompt(doc["question"])
+    return doc["question"]
 
 
 def doc_to_text_gpqa(doc: dict) -> str:
-    return gpqa_prompt(doc["Question"], doc["choices"])
+    return gpqa_question(doc["Question"], doc["choices"])
 
 
 def doc_to_text_mmlu_pro(doc: dict) -> str:
-    return mmlu_pro_prompt(doc["question"], doc["options"])
+    return mmlu_pro_question(doc["question"], doc["options"])
 
 
 def doc_to_text_code(doc: dict) -> str:
@@ -31,7 +32,7 @@ def doc_to_text_code(doc: dict) -> str:
         functional = parse_tests(doc["public_test_cases"], doc.get("metadata"))[1] is not None
     except (ValueError, TypeError, AttributeError):
         functional = False  # graded gold unparseable anyway
-    return code_prompt(doc["question_content"], (doc.get("starter_code") or "") if functional else "")
+    return code_question(doc["question_content"], (doc.get("starter_code") or "") if functional else "")
 
 
 def process_docs_gpqa(dataset):
@@ -75,8 +76,8 @@ def process_results_math(doc: dict, results: list) -> dict:
 
 
 def process_results_arith(doc: dict, results: list) -> dict:
-    """The tiny task through the same extractor and verifier (its answers are integers)."""
-    return _summary([grade_math(doc["answer"], r).outcome for r in _responses(results)])
+    """The tiny task through its one grader, the one its rewards use (integer equality of the last box)."""
+    return _summary([grade_arith(doc["answer"], r).outcome for r in _responses(results)])
 
 
 def process_results_gpqa(doc: dict, results: list) -> dict:

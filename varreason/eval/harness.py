@@ -1,16 +1,18 @@
 """Benchmark evaluation of one checkpoint through lm-eval (a pure library function: no Prefect, no DVC).
 
-``run_lm_eval`` resolves the task YAMLs of ``varreason/eval/tasks`` into a work dir (lm-eval does not resolve
-``data_files`` relative to a YAML, so ``@DATA_DIR@`` becomes the shipped ``varreason/eval/data`` and
-``@ARITH_JSONL@`` the tiny task's held-out questions written there), builds the project's sampler over the
-checkpoint, and runs ``lm_eval.simple_evaluate`` with a ``VarReasonLM``. Per-question correctness comes back
+``run_lm_eval`` resolves the task YAMLs of ``varreason/eval/tasks`` into a work dir, filling in their
+placeholders (lm-eval does not resolve ``data_files`` relative to a YAML, so ``@DATA_DIR@`` becomes the shipped
+``varreason/eval/data`` and ``@ARITH_JSONL@`` the tiny task's held-out questions written there; n, temperature
+and top_p come from params.yaml's ``eval`` and the stop string from its ``prompt``, never from the YAMLs),
+builds the project's sampler over the checkpoint, and runs ``lm_eval.simple_evaluate`` with a ``VarReasonLM``,
+which puts each task's question into the profile's ``prompt.reasoner``. Per-question correctness comes back
 through lm-eval's logged samples and is summarised by ``metrics.summarize`` (avg@n, pass@k, bootstrap CI).
 
 Differences from the paper's harness (SkyThought, method.md §13): lm-eval instead of ``skythought evaluate``,
 math_verify instead of SkyThought's ``math_equal``, our own sampler (HF on CPU, vLLM on GPU; the paper: vLLM
-fp32 TP=4), seeds per question instead of vLLM's global seed 41, and the training prefill ``<|begin_of_thought|>``.
+fp32 TP=4), seeds per question instead of vLLM's global seed 41, and the prefill of the profile's template
+(``<|begin_of_thought|>\n\n``, the training format) where SkyThought prefills ``<begin_of_thought>\n\n``.
 """
-
 from __future__ import annotations
 
 import json
@@ -19,7 +21,7 @@ import shutil
 from importlib import metadata
 from pathlib import Path
 
-from varreason.config import ModelConfig
+from varreason.config import ModelConfig, PromptConfig
 
 TASKS_DIR = Path(__file__).resolve().parent / "tasks"
 DATA_DIR = Path(__file__).resolve().parent / "data"
@@ -78,48 +80,49 @@ def point_at_local(text: str, data_file: str | Path) -> str:
     """A task YAML's dataset keys replaced by a local json/jsonl file read as its ``test`` split (the keys the
     YAML inherits through ``include`` are overridden, since a task's own keys win)."""
     path = json.dumps(Path(data_file).resolve().as_posix())
-    return (_DATASET_KEYS.sub("", text) + "# local_data (varreason.eval.run.resolve_tasks):\n"
+    return (_DATASET_KEYS.sub("", text) + "# local_data (varreason.eval.harness.resolve_tasks):\n"
             f"dataset_path: json\ndataset_name: null\ndataset_kwargs:\n  data_files:\n    test: {path}\n"
             "test_split: test\n")
 
 
-def resolve_tasks(out_dir: str | Path, arith_jsonl: str | Path | None = None,
-                  repeats: dict[str, int] | None = None, sampling: dict[str, float] | None = None,
-                  local_data: dict[str, str | Path] | None = None) -> Path:
-    """Copy the task YAMLs and utils.py into ``out_dir`` with data paths (and optional ``repeats`` overrides,
-    e.g. ``{"vr_arith": 4}``, and ``sampling`` overrides of ``temperature``/``top_p`` for every task, so the
-    values of params.yaml's ``eval`` section win over the YAML defaults) filled in; returns the dir to pass as
-    ``TaskManager(include_path=...)``. ``local_data``: ``{task: json/jsonl file}`` read instead of the task's
-    own dataset (the hub suites' offline path, e.g. tests/fixtures/suites/)."""
+def resolve_tasks(out_dir: str | Path, repeats: dict[str, int], sampling: dict[str, float], stop: str,
+                  arith_jsonl: str | Path | None = None, local_data: dict[str, str | Path] | None = None) -> Path:
+    """Write the YAMLs of the tasks named in ``repeats`` (``{task: n samples per question}``), their shared base
+    YAMLs and utils.py into ``out_dir`` with every placeholder filled in: data paths, n, ``sampling``'s
+    ``temperature`` and ``top_p`` (params.yaml's ``eval``: the YAMLs hold no values of their own) and the
+    ``stop`` string (the prompt's end-of-solution marker). Returns the dir to pass as
+    ``TaskManager(include_path=...)``. ``local_data``: ``{task: json/jsonl file}`` read instead of the task's own
+    dataset (the hub suites' offline path, e.g. tests/fixtures/suites/)."""
     local_data = local_data or {}
-    unknown = sorted(set(local_data) - set(KNOWN_TASKS))
+    unknown = sorted((set(local_data) | set(repeats)) - set(KNOWN_TASKS))
     if unknown:
-        raise ValueError(f"local_data for unknown tasks {unknown}; choose from {list(KNOWN_TASKS)}")
+        raise ValueError(f"unknown tasks {unknown}; choose from {list(KNOWN_TASKS)}")
     for name, f in local_data.items():
         if not Path(f).is_file():
             raise FileNotFoundError(f"local_data[{name!r}]: no file {f}")
+    if sorted(sampling) != ["temperature", "top_p"]:
+        raise ValueError(f"sampling needs exactly temperature and top_p (params.yaml eval), got {sorted(sampling)}")
+    if "vr_arith" in repeats and arith_jsonl is None:
+        raise ValueError("task vr_arith needs the held-out questions (arith_jsonl)")
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     shutil.copy(TASKS_DIR / "utils.py", out / "utils.py")
-    repeats = repeats or {}
+    fill = {'"@TEMPERATURE@"': str(float(sampling["temperature"])), '"@TOP_P@"': str(float(sampling["top_p"])),
+            '"@END_OF_SOLUTION@"': json.dumps(stop), "@DATA_DIR@": DATA_DIR.as_posix()}
+    if arith_jsonl is not None:
+        fill["@ARITH_JSONL@"] = Path(arith_jsonl).resolve().as_posix()
     for src in sorted(TASKS_DIR.glob("*.yaml")):
-        text = src.read_text().replace("@DATA_DIR@", DATA_DIR.as_posix())
+        if not src.stem.startswith("_") and src.stem not in repeats:
+            continue
+        text = src.read_text()
+        for key, value in fill.items():
+            text = text.replace(key, value)
+        if src.stem in repeats:
+            if repeats[src.stem] < 1:
+                raise ValueError(f"repeats for {src.stem} must be >= 1, got {repeats[src.stem]}")
+            text = text.replace('"@REPEATS@"', str(int(repeats[src.stem])))
         if src.stem in local_data:
             text = point_at_local(text, local_data[src.stem])
-        if "@ARITH_JSONL@" in text:
-            if arith_jsonl is None:
-                continue  # vr_arith needs the held-out questions of a task build; without them it is left out
-            text = text.replace("@ARITH_JSONL@", Path(arith_jsonl).resolve().as_posix())
-        n = repeats.get(src.stem)
-        if n is not None:
-            if n < 1:
-                raise ValueError(f"repeats for {src.stem} must be >= 1, got {n}")
-            text = re.sub(r"(?m)^repeats: \d+$", f"repeats: {n}", text)
-            text = re.sub(r"(?m)^(\s+k:) \d+$", rf"\1 {n}", text)
-        for key, value in (sampling or {}).items():
-            if key not in ("temperature", "top_p"):
-                raise ValueError(f"sampling override {key!r}: only temperature and top_p are supported")
-            text = re.sub(rf"(?m)^(\s+{key}:) [0-9.]+$", rf"\g<1> {float(value)}", text)
         (out / src.name).write_text(text)
     return out
 
@@ -135,12 +138,12 @@ def versions(engine: str) -> dict:
             "engine_version": v("vllm") if engine == "vllm" else v("transformers"), "torch": v("torch")}
 
 
-def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, tasks: list[str], work_dir: str | Path, *,
-                limit: int | None = None, seed: int = 0, max_new_tokens: int = 256,
-                arith_questions: list[dict] | None = None, repeats: dict[str, int] | None = None,
-                pass_k: list[int] = (1,), sampling: dict[str, float] | None = None, backend: str = "hf", batch_size: int = 64, device: str = "cpu",
-                tensor_parallel_size: int = 1, n_boot: int = 10_000, sampler=None,
-                keep_responses: bool = False, local_data: dict[str, str | Path] | None = None) -> dict:
+def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, prompt: PromptConfig, tasks: list[str],
+                work_dir: str | Path, *, repeats: dict[str, int], sampling: dict[str, float], limit: int | None = None,
+                seed: int = 0, max_new_tokens: int = 256, arith_questions: list[dict] | None = None,
+                pass_k: list[int] = (1,), backend: str = "hf", batch_size: int = 64, device: str = "cpu",
+                tensor_parallel_size: int = 1, n_boot: int = 10_000, sampler=None, keep_responses: bool = False,
+                local_data: dict[str, str | Path] | None = None) -> dict:
     """Evaluate ``checkpoint_dir`` on ``tasks`` (names from ``ALL_TASKS`` or ``HUB_TASKS``); returns a JSON-able
     dict::
 
@@ -149,22 +152,25 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, tasks: list[
          "versions": {"lm_eval", "math_verify", "engine", "engine_version", "torch"},
          "seed", "limit", "tokens_generated"}
 
+    ``prompt``: the profile's prompt config; every question goes to the sampler inside ``prompt.reasoner`` (the
+    template training uses) and sampling stops at ``prompt.end_of_solution``. ``repeats``: n per task (every
+    task of ``tasks`` needs one); ``sampling``: ``temperature`` and ``top_p`` (params.yaml's ``eval``).
     ``limit``: first N questions of each task (None: all). ``arith_questions``: held-out rows of the tiny task
-    (needed for ``vr_arith``). ``repeats``: per-task n overrides (default: the YAML's, i.e. the paper's n).
-    ``sampling``: temperature / top_p overrides for every task (default: the YAML's: 0.7 / 1.0).
-    ``sampler``: an already built ``Sampler`` (then ``checkpoint_dir`` only labels the run).
-    ``keep_responses``: also return ``responses[task][question] = [n response texts]`` (doc order).
+    (needed for ``vr_arith``). ``sampler``: an already built ``Sampler`` (then ``checkpoint_dir`` only labels
+    the run). ``keep_responses``: also return ``responses[task][question] = [n response texts]`` (doc order).
     ``local_data``: ``{task: json/jsonl file}`` read instead of the task's dataset (``resolve_tasks``).
     """
     import lm_eval
     from lm_eval.tasks import TaskManager
 
     from varreason.eval.lm import VarReasonLM
-    from varreason.eval.metrics import summarize
 
     unknown = sorted(set(tasks) - set(KNOWN_TASKS))
     if unknown or not tasks:
         raise ValueError(f"unknown or no tasks {unknown}; choose from {list(KNOWN_TASKS)}")
+    missing = sorted(set(tasks) - set(repeats))
+    if missing:
+        raise ValueError(f"no n (repeats) for tasks {missing}; params.yaml eval.n_samples sets it")
     work = Path(work_dir)
     work.mkdir(parents=True, exist_ok=True)
     arith_jsonl = None
@@ -174,13 +180,14 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, tasks: list[
         arith_jsonl = write_arith_jsonl(arith_questions, work / "vr_arith.jsonl")
     for name in set(tasks) & set(MATH_TASKS):
         check_benchmark(DATA_DIR / f"{name.removeprefix('vr_')}.jsonl")
-    include = resolve_tasks(work / "tasks", arith_jsonl, repeats, sampling, local_data)
+    include = resolve_tasks(work / "tasks", {t: repeats[t] for t in tasks}, sampling, prompt.end_of_solution,
+                            arith_jsonl, local_data)
     if sampler is None:
         from varreason.backends import build_sampler
 
         sampler = build_sampler(checkpoint_dir, model_cfg, backend, batch_size, device, tensor_parallel_size,
                                 progress=False)
-    lm = VarReasonLM(sampler, seed=seed, max_new_tokens=max_new_tokens, engine=backend)
+    lm = VarReasonLM(sampler, prompt, seed=seed, max_new_tokens=max_new_tokens, engine=backend)
     # Every task is one of ours (in ``include``): indexing lm-eval's ~14k built-in YAMLs as well cost ~17 s per
     # evaluation on a busy 2-core machine and changes nothing.
     manager = TaskManager(include_path=str(include), include_defaults=False)
@@ -191,14 +198,20 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, tasks: list[
                  "checkpoint": str(checkpoint_dir), "tokens_generated": lm.n_generated}
     for name in tasks:
         samples = sorted(res["samples"][name], key=lambda s: s["doc_id"])
-        counts = [(int(s["n_samples"]), round(s["avg_at_n"] * s["n_samples"])) for s in samples]
-        scores = summarize(counts, list(pass_k), n_boot=n_boot, seed=seed)
-        agg = res["results"][name]
-        scores.update({k: int(agg[f"{k},all"]) for k in ("n_wrong", "n_pred_unparseable", "n_gold_unparseable",
-                                                          "n_timeout") if f"{k},all" in agg})
-        scores["lm_eval_avg_at_n"] = agg["avg_at_n,all"]
-        scores["version"] = res["versions"].get(name)
-        out["tasks"][name] = scores
+        out["tasks"][name] = _scores(samples, res["results"][name], list(pass_k), n_boot, seed)
+        out["tasks"][name]["version"] = res["versions"].get(name)
         if keep_responses:
             out.setdefault("responses", {})[name] = [list(s["filtered_resps"][0]) for s in samples]
     return out
+
+
+def _scores(samples: list[dict], agg: dict, pass_k: list[int], n_boot: int, seed: int) -> dict:
+    """One task's scores from lm-eval's logged samples (doc order) and aggregated metrics."""
+    from varreason.eval.metrics import summarize
+
+    counts = [(int(s["n_samples"]), round(s["avg_at_n"] * s["n_samples"])) for s in samples]
+    scores = summarize(counts, pass_k, n_boot=n_boot, seed=seed)
+    scores.update({k: int(agg[f"{k},all"]) for k in ("n_wrong", "n_pred_unparseable", "n_gold_unparseable",
+                                                      "n_timeout") if f"{k},all" in agg})
+    scores["lm_eval_avg_at_n"] = agg["avg_at_n,all"]
+    return scores
