@@ -147,6 +147,7 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, tasks: list[
         {"tasks": {name: {"avg@n", "ci95", "pass@k"..., "n_questions", "n_samples", "n_wrong",
                           "n_pred_unparseable", "n_gold_unparseable", ["n_timeout" (code tasks)], "version"}},
          "versions": {"lm_eval", "math_verify", "engine", "engine_version", "torch"},
+         "per_question": {name: [{"id", "n", "c"}, ...]},   # doc order; c of n samples right
          "seed", "limit", "tokens_generated"}
 
     ``limit``: first N questions of each task (None: all). ``arith_questions``: held-out rows of the tiny task
@@ -199,6 +200,8 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, tasks: list[
         scores["lm_eval_avg_at_n"] = agg["avg_at_n,all"]
         scores["version"] = res["versions"].get(name)
         out["tasks"][name] = scores
+        out.setdefault("per_question", {})[name] = [{"id": str(s["doc"].get("id", s["doc_id"])), "n": n, "c": c}
+                                                    for s, (n, c) in zip(samples, counts)]
         if keep_responses:
             out.setdefault("responses", {})[name] = [list(s["filtered_resps"][0]) for s in samples]
     return out

@@ -13,13 +13,15 @@ import time
 from pathlib import Path
 
 from varreason.eval.run import MATH_TASKS, run_lm_eval
-from varreason.io import ArtifactRef, write_json
+from varreason.io import ArtifactRef, write_json, write_rows
 from varreason.pipeline.common import device, questions, timed
 
 
 def evaluate(out: Path, c, model: ArtifactRef, task: ArtifactRef, *, progress: bool = True) -> None:
     """metrics.json: ``accuracy`` (avg@n of the headline task), ``pass@k`` for each k, ``ci95``, failure counts,
-    every task's scores under ``tasks``, and the lm-eval / math-verify / engine versions under ``versions``."""
+    every task's scores under ``tasks``, and the lm-eval / math-verify / engine versions under ``versions``;
+    questions.parquet: the headline task's per-question outcomes (qid, n samples, c correct), which the paired
+    per-question statistics of ``varreason.stats`` read."""
     ev, s = c.eval, c.sampling
     held_out = questions(task, "heldout")
     arithmetic = held_out and "level" in held_out[0]
@@ -41,4 +43,6 @@ def evaluate(out: Path, c, model: ArtifactRef, task: ArtifactRef, *, progress: b
                    "tokens_generated": res["tokens_generated"],
                    "sample_wall_s": round(time.perf_counter() - t0, 3)}
         write_json(out / "metrics.json", metrics)
+        write_rows(out / "questions.parquet", [{"qid": r["id"], "n": r["n"], "c": r["c"]}
+                                               for r in res["per_question"][names[0]]])
         st.update({k: v for k, v in metrics.items() if k not in ("tasks", "sample_wall_s")})
