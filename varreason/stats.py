@@ -174,15 +174,39 @@ def paired_question_bootstrap(a: Mapping[int, Mapping[str, float]], b: Mapping[i
     return _percentile(estimate, reps, len(diffs), level, "bootstrap-2level" if two_level else "bootstrap-questions")
 
 
+def t_test_p(x) -> float:
+    """Two-sided p-value of the one-sample t test of mean 0 (the paired t test on differences ``x``); NaN for
+    fewer than 2 values, 1.0 (or 0.0) when every value is 0 (or equal and non-zero)."""
+    x = np.asarray(x, dtype=np.float64)
+    if x.size < 2:
+        return math.nan
+    sd = float(x.std(ddof=1))
+    if sd == 0:
+        return 1.0 if float(x.mean()) == 0 else 0.0
+    t = float(x.mean()) / (sd / math.sqrt(x.size))
+    return 2.0 * (1.0 - t_cdf(abs(t), x.size - 1))
+
+
+def holm(pvalues: Mapping[str, float]) -> dict[str, float]:
+    """Holm-Bonferroni adjusted p-values of one family of tests (``{name: p}``); NaNs stay NaN."""
+    items = sorted(((p, k) for k, p in pvalues.items() if not math.isnan(p)))
+    out, running = {k: math.nan for k in pvalues}, 0.0
+    for i, (p, k) in enumerate(items):
+        running = max(running, min(1.0, (len(items) - i) * p))
+        out[k] = running
+    return out
+
+
 def paired_seed_ci(a: Mapping[int, float], b: Mapping[int, float], n_boot: int = 10_000, seed: int = 0,
                    level: float = 0.95) -> dict:
-    """Per-seed differences of a run-level metric and their t and bootstrap CIs:
-    ``{"diffs": {seed: a - b}, "t": Interval, "bootstrap": Interval}``."""
+    """Per-seed differences of a run-level metric, their t and bootstrap CIs and the paired t test's p:
+    ``{"diffs": {seed: a - b}, "t": Interval, "bootstrap": Interval, "p_t": float}``."""
     if sorted(a) != sorted(b) or not a:
         raise ValueError(f"paired seeds differ: {sorted(a)} vs {sorted(b)}")
     d = {s: a[s] - b[s] for s in sorted(a)}
     vals = list(d.values())
-    return {"diffs": d, "t": mean_ci_t(vals, level), "bootstrap": bootstrap_mean_ci(vals, n_boot, seed, level)}
+    return {"diffs": d, "t": mean_ci_t(vals, level), "bootstrap": bootstrap_mean_ci(vals, n_boot, seed, level),
+            "p_t": t_test_p(vals)}
 
 
 Cell = tuple[str, int]  # (method, round), e.g. ("em-gml", 2); SFT-only is ("sft", 0)
@@ -214,8 +238,9 @@ def run_outcome(summary: Mapping) -> RunOutcome:
 
 
 def cell_means(runs: Mapping[int, RunOutcome], metric: str, level: float = 0.95) -> list[dict]:
-    """Per cell present in every seed: mean over seeds with the t CI, the sample sd and the per-seed values."""
-    cells = set.intersection(*(set(r.metrics) for r in runs.values()))
+    """Per cell that has ``metric`` in every seed: mean over seeds with the t CI, the sample sd and the per-seed
+    values."""
+    cells = set.intersection(*({c for c, m in r.metrics.items() if metric in m} for r in runs.values()))
     out = []
     for cell in sorted(cells, key=_cell_order):
         vals = {s: runs[s].metrics[cell][metric] for s in sorted(runs)}
@@ -232,7 +257,7 @@ def contrast(runs: Mapping[int, RunOutcome], a: Cell, b: Cell, metric: str, n_bo
     sd = paired_seed_ci({s: r.metrics[a][metric] for s, r in runs.items()},
                         {s: r.metrics[b][metric] for s, r in runs.items()}, n_boot, seed, level)
     row = {"a": list(a), "b": list(b), "metric": metric, "diffs": sd["diffs"], "t": sd["t"].as_dict(),
-           "bootstrap_seeds": sd["bootstrap"].as_dict()}
+           "bootstrap_seeds": sd["bootstrap"].as_dict(), "p_t": sd["p_t"]}
     if all(a in r.counts and b in r.counts for r in runs.values()):
         qa = {s: question_scores(r.counts[a], metric) for s, r in runs.items()}
         qb = {s: question_scores(r.counts[b], metric) for s, r in runs.items()}
@@ -261,13 +286,15 @@ def means_table(rows: list[dict]) -> str:
 
 def contrasts_table(rows: list[dict]) -> str:
     """Markdown: one paired contrast per line; ``*`` marks a CI that excludes 0."""
-    lines = ["| A - B | metric | mean diff | t CI (seeds) | bootstrap CI (seeds) | question bootstrap CI | "
-             "two-level bootstrap CI | A > B seeds |", "|---|---|---|---|---|---|---|---|"]
+    lines = ["| A - B | metric | mean diff | t CI (seeds) | p (t) | bootstrap CI (seeds) | question bootstrap CI | "
+             "two-level bootstrap CI | A > B seeds |", "|---|---|---|---|---|---|---|---|---|"]
     for r in rows:
         wins = sum(d > 0 for d in r["diffs"].values())
         q = r.get("bootstrap_questions")
         q2 = r.get("bootstrap_2level")
         lines.append(f"| {r['a'][0]} r{r['a'][1]} - {r['b'][0]} r{r['b'][1]} | {r['metric']} | "
-                     f"{r['t']['estimate']:+.3f} | {_fmt(r['t'])} | {_fmt(r['bootstrap_seeds'])} | "
+                     f"{r['t']['estimate']:+.3f} | {_fmt(r['t'])} | {r.get('p_t', math.nan):.3g}"
+                     + (f" (Holm {r['p_holm']:.3g})" if "p_holm" in r else "") + " | "
+                     f"{_fmt(r['bootstrap_seeds'])} | "
                      f"{_fmt(q) if q else 'n/a'} | {_fmt(q2) if q2 else 'n/a'} | {wins}/{len(r['diffs'])} |")
     return "\n".join(lines)

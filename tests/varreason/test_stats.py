@@ -163,3 +163,15 @@ def test_run_outcome_reads_eval_artifacts(tmp_path: Path):
     assert out.counts == {("sft", 0): {"h1": (4, 3), "h2": (4, 0)}}
     # per-question scores average back to the run's reported accuracy
     assert np.mean(list(stats.question_scores(out.counts[("sft", 0)], "avg@n").values())) == 0.375
+
+
+def test_t_test_p_and_holm_hand():
+    # x = (1, 2, 3): t = 2 / (1 / sqrt 3) = 3.4641016, df 2: p = 2 (1 - F(t)) = 1 - t / sqrt(2 + t^2)
+    t = 2 * math.sqrt(3)
+    assert stats.t_test_p([1.0, 2.0, 3.0]) == pytest.approx(1 - t / math.sqrt(2 + t * t), abs=1e-12)
+    assert stats.t_test_p([0.0, 0.0]) == 1.0 and stats.t_test_p([0.2, 0.2]) == 0.0
+    assert math.isnan(stats.t_test_p([0.1]))
+    # Holm: sorted 0.01, 0.02, 0.04 -> 3 * 0.01, max(0.03, 2 * 0.02), max(0.04, 1 * 0.04)
+    adj = stats.holm({"a": 0.04, "b": 0.01, "c": 0.02, "d": math.nan})
+    assert adj["b"] == pytest.approx(0.03) and adj["c"] == pytest.approx(0.04) and adj["a"] == pytest.approx(0.04)
+    assert math.isnan(adj["d"])
