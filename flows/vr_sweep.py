@@ -42,7 +42,8 @@ def vr_sweep(grid_path: str = "science/grid.yaml", params_path: str = "params.ya
     runs = expand(grid, c.results_dir, arms, seeds)
     with ThreadPoolTaskRunner(max_workers=concurrency) as runner:
         futures = [runner.submit(run_arm, {"profile": profile, "params_path": params_path, "arm": r["arm"],
-                                           "seed": r["seed"], "overrides": {**(base_overrides or {}), **r["overrides"]}})
+                                           "seed": r["seed"],
+                                           "overrides": {**(base_overrides or {}), **r["overrides"]}})
                    for r in runs]
         summaries: dict[str, dict[int, dict]] = {}
         for r, f in zip(runs, futures):
