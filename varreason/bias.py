@@ -123,14 +123,17 @@ def slopes(rows: Sequence[Mapping], names: Sequence[str] | None = None, n_boot: 
     ys = {s: np.array([r[s] for r in rows], dtype=np.float64) for s in names}
     rng = np.random.default_rng(seed)
     strata = _strata(rows)
-    reps = [np.concatenate([g[rng.integers(0, g.size, g.size)] for g in strata]) for _ in range(n_boot)]
     q = [(1 - level) / 2, (1 + level) / 2]
 
     def fit(name: str, idx: np.ndarray) -> float:
         ok = idx[np.isfinite(ys[name][idx])]
         return _slope(p[ok], ys[name][ok])
 
-    boot = {s: np.array([fit(s, i) for i in reps]) for s in names}
+    boot = {s: np.empty(n_boot) for s in names}
+    for i in range(n_boot):  # one resample of questions (within each seed) serves every signal: paired diffs
+        idx = np.concatenate([g[rng.integers(0, g.size, g.size)] for g in strata])
+        for s in names:
+            boot[s][i] = fit(s, idx)
     out: dict = {"slopes": {}, "diffs": {}}
     everything = np.arange(len(rows))
     for s in names:

@@ -155,26 +155,10 @@ def sweep_report(grid: GridConfig, summaries: dict[str, dict[int, dict]], cutoff
         md += [f"## Arm `{arm}` (seeds {sorted(runs)}, overrides `{grid.arms[arm].overrides}`)\n",
                stats.means_table(means), "", stats.contrasts_table(rows) if rows else "(no contrasts)", ""]
     for ab in an.ablations:
-        md.append(f"## Ablation {ab.name}: {ab.method} r{ab.round}, each arm - `{ab.baseline}`, paired by seed\n")
-        base = outcomes.get(ab.baseline, {})
-        rows = []
-        for arm in ab.arms:
-            runs = outcomes.get(arm, {})
-            common = sorted(set(runs) & set(base))
-            if not common or arm == ab.baseline:
-                continue
-            cell = (ab.method, ab.round)
-            for m in an.metrics + ["exact"]:
-                pair = [runs[s] for s in common] + [base[s] for s in common]
-                if not all(m in x.metrics.get(cell, {}) for x in pair):
-                    continue
-                a = {s: runs[s].metrics[cell][m] for s in common}
-                b = {s: base[s].metrics[cell][m] for s in common}
-                d = stats.paired_seed_ci(a, b, an.n_boot, an.boot_seed, an.level)
-                rows.append({"arm": arm, "metric": m, "mean": stats.mean_ci_t(list(a.values()), an.level).as_dict(),
-                             "diffs": d["diffs"], "t": d["t"].as_dict(), "bootstrap_seeds": d["bootstrap"].as_dict()})
+        rows = _ablation(an, ab, outcomes)
         out["ablations"].append({"name": ab.name, "rows": rows})
-        md += [_ablation_table(rows), ""]
+        md += [f"## Ablation {ab.name}: {ab.method} r{ab.round}, each arm - `{ab.baseline}`, paired by seed\n",
+               _ablation_table(rows), ""]
     bins = None
     if an.bias and outcomes.get(an.bias.arm) and cutoff is not None:
         rows = [r for s, x in sorted(summaries[an.bias.arm].items()) for r in bias.run_rows(x, cutoff, seed=s)]
@@ -185,6 +169,28 @@ def sweep_report(grid: GridConfig, summaries: dict[str, dict[int, dict]], cutoff
         md += [f"## Easy-question bias (arm `{an.bias.arm}`, round 1, {len(rows)} questions pooled over seeds)\n",
                bias.bias_markdown(bins, fit, names), ""]
     return {"json": out, "markdown": "\n".join(md), "bias_bins": bins}
+
+
+def _ablation(an: AnalysisConfig, ab: AblationConfig, outcomes: dict[str, dict[int, stats.RunOutcome]]
+              ) -> list[dict]:
+    """Per arm of ``ab`` and metric: the arm's cell mean and its paired difference from the baseline arm's cell
+    over the seeds both ran (metrics a run lacks, e.g. ``exact`` of SFT, are skipped)."""
+    base, cell, rows = outcomes.get(ab.baseline, {}), (ab.method, ab.round), []
+    for arm in ab.arms:
+        runs = outcomes.get(arm, {})
+        common = sorted(set(runs) & set(base))
+        if not common or arm == ab.baseline:
+            continue
+        for m in an.metrics + ["exact"]:
+            if not all(m in x.metrics.get(cell, {}) for x in [runs[s] for s in common] + [base[s] for s in common]):
+                continue
+            a = {s: runs[s].metrics[cell][m] for s in common}
+            d = stats.paired_seed_ci(a, {s: base[s].metrics[cell][m] for s in common}, an.n_boot, an.boot_seed,
+                                     an.level)
+            rows.append({"arm": arm, "metric": m, "mean": stats.mean_ci_t(list(a.values()), an.level).as_dict(),
+                         "diffs": d["diffs"], "t": d["t"].as_dict(), "bootstrap_seeds": d["bootstrap"].as_dict(),
+                         "p_t": d["p_t"]})
+    return rows
 
 
 def _ablation_table(rows: list[dict]) -> str:

@@ -56,12 +56,13 @@ def test_sweep_smoke_two_arms_two_seeds(harness, tmp_path):
                                         "arms": ["k1"]}],
                          "bias": {"arm": "main", "pairs": [["rft_share", "em-gml"]]}, "n_boot": 500}}
     path = tmp_path / "grid.yaml"
-    path.write_text(yaml.safe_dump(grid))
+    path.write_text(yaml.safe_dump(grid, sort_keys=False))  # arms run in file order: main, then k1
     load_grid(path)  # valid
     base = {"artifacts_dir": str(tmp_path / "artifacts"), "em.rounds": 1, "objective.estimators": ["gml"]}
     state = vr_sweep(grid_path=str(path), params_path=str(ROOT / "params.yaml"), concurrency=1,
                      base_overrides=base, return_state=True)
     assert state.is_completed()
+    assert state.name == "Completed"
     out = state.result()
     assert set(out["arms"]) == {"main", "k1"} and out["arms"]["main"]["seeds"] == [0, 1]
     contrasts = {(tuple(r["a"]), tuple(r["b"]), r["metric"]) for r in out["arms"]["main"]["contrasts"]}
