@@ -201,3 +201,34 @@ def _ablation_table(rows: list[dict]) -> str:
         lines.append(f"| {r['arm']} | {r['metric']} | {r['mean']['estimate']:.3f} | {t['estimate']:+.3f} | "
                      f"[{t['lo']:+.3f}, {t['hi']:+.3f}] | [{b['lo']:+.3f}, {b['hi']:+.3f}] | {t['n']} |")
     return "\n".join(lines)
+
+
+def means_plot(means: list[dict], metric: str, path: str | Path, title: str = "") -> Path:
+    """PNG at ``path``: ``metric``'s mean over seeds per method and round with its 95% t CI as error bars
+    (``stats.cell_means`` rows); SFT-only (round 0) is drawn as the round-0 start of every method."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = [m for m in means if m["metric"] == metric]
+    sft = [m for m in rows if m["method"] == "sft"]
+    fig, ax = plt.subplots(figsize=(6.5, 4.2), dpi=100)
+    for i, method in enumerate(sorted({m["method"] for m in rows} - {"sft"})):
+        pts = sorted((m["round"], m["t"]) for m in rows if m["method"] == method)
+        pts = [(0, sft[0]["t"])] * bool(sft) + pts
+        x = [r + 0.03 * (i - 1) for r, _ in pts]  # a small offset keeps overlapping error bars readable
+        y = [t["estimate"] for _, t in pts]
+        err = [[t["estimate"] - t["lo"] for _, t in pts], [t["hi"] - t["estimate"] for _, t in pts]]
+        ax.errorbar(x, y, yerr=err, marker="o", capsize=3, label=method)
+    ax.set_xlabel("EM round (0: SFT-only pi_theta0)")
+    ax.set_ylabel(f"held-out {metric}, mean over seeds (95% t CI)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    fig.tight_layout()
+    out = Path(path)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(out, format="png")
+    plt.close(fig)
+    return out

@@ -75,7 +75,8 @@ def test_sweep_smoke_two_arms_two_seeds(harness, tmp_path):
     summary = (tmp_path / "summary" / "summary.md").read_text()
     assert "## Arm `main`" in summary and "## Ablation K" in summary and "relative slope" in summary
     assert json.loads((tmp_path / "summary" / "summary.json").read_text())["profile"] == "smoke"
-    assert (tmp_path / "summary" / "bias.png").read_bytes()[:4] == b"\x89PNG"
+    for png in ("bias.png", "accuracy-main.png", "accuracy-k1.png"):
+        assert (tmp_path / "summary" / png).read_bytes()[:4] == b"\x89PNG"
 
     subs = asyncio.run(_subflows(state.state_details.flow_run_id))
     assert set(subs) == {(0, 2), (1, 2), (0, 1), (1, 1)}

@@ -80,3 +80,13 @@ def test_sweep_report_hand(tmp_path):
     md = rep["markdown"]
     assert "## Arm `main`" in md and "## Ablation K" in md and "| em-gml r1 - rft r1 | avg@n | +0.083 |" in md
     assert rep["bias_bins"] is None and rep["json"]["per_seed"]["k8"][1][2]["accuracy"] == 0.5
+
+
+def test_means_plot_writes_png(tmp_path):
+    from varreason import stats
+    from varreason.sweep import means_plot
+
+    runs = {s: stats.RunOutcome({("sft", 0): {"avg@n": 0.1 + s / 10}, ("rft", 1): {"avg@n": 0.2 + s / 10}}, {})
+            for s in range(3)}
+    out = means_plot(stats.cell_means(runs, "avg@n"), "avg@n", tmp_path / "a.png", "t")
+    assert out.read_bytes()[:4] == b"\x89PNG"
