@@ -60,13 +60,13 @@ def grpo_realised(n: int, c: int) -> float:
 
 
 def em_signal(weights: Sequence[Mapping], cutoff: int) -> dict[str, float]:
-    """``weights.parquet`` rows -> per question the normalised weight mass of its candidate traces (finite
-    log rho, shared_len < cutoff): 1.0 if it has one, else 0.0 (``varreason.selection``'s candidates)."""
-    mass: dict[str, float] = defaultdict(float)
+    """``weights.parquet`` rows -> per question the normalised weight mass its training-set entry carries: 1.0
+    if it has a candidate trace (finite log rho, shared_len < cutoff: ``varreason.selection``'s candidates,
+    renormalised over themselves by both selections), else 0.0."""
+    live: dict[str, bool] = defaultdict(bool)
     for w in weights:
-        live = w["shared_len"] < cutoff and math.isfinite(w["log_rho"]) and w["rho_tilde"] > 0
-        mass[w["qid"]] += w["rho_tilde"] if live else 0.0
-    return {q: 1.0 if m > 0 else 0.0 for q, m in mass.items()}
+        live[w["qid"]] |= w["shared_len"] < cutoff and math.isfinite(w["log_rho"])
+    return {q: float(v) for q, v in live.items()}
 
 
 def question_table(p_counts: Mapping[str, tuple[int, int]], rft_counts: Mapping[str, tuple[int, int]],
