@@ -22,7 +22,7 @@ UPSTREAM = ("build-task", "init-backbone", "build-seed-set-reasoner", "build-see
 
 @pytest.fixture(scope="module")
 def harness():
-    with prefect_test_harness(server_startup_timeout=120):
+    with prefect_test_harness(server_startup_timeout=300):  # a loaded 2-core machine starts it slowly
         yield
 
 
