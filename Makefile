@@ -17,7 +17,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 PREFECT_PORT ?= 4200
 API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 
-.PHONY: install dvc demo test test-vllm test-gpu seeds bench bench-vllm clean server worker deploy browser
+.PHONY: install dvc demo test test-vllm test-gpu seeds science bench bench-vllm clean server worker deploy browser
 
 install: $(VENV)/.installed .venv-dvc/.installed
 
@@ -63,6 +63,12 @@ test-gpu: install
 # EM vs baselines over three seeds (README's table): about 3 x the demo's time.
 seeds: install
 	$(PY) -m flows.vr_em --profile tiny --seeds 0 1 2
+
+# The pre-registered grid of docs/science.md (science/grid.yaml): every arm x seed a vr-em subflow of one vr-sweep
+# run, torch on one thread (fp32 numbers depend on the thread count); summary in science/results/.
+# SCIENCE_ARGS="--arms main --seeds 0 1" runs part of it.
+science: install
+	OMP_NUM_THREADS=1 $(PY) -m flows.vr_sweep --grid science/grid.yaml $(SCIENCE_ARGS)
 
 # Every EM stage against its naive counterpart (README, section Performance): writes
 # benchmarks/results.json and benchmarks/results.md; 7 min on 2 quiet cores, up to 23 min under heavy load.

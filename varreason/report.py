@@ -29,10 +29,12 @@ def _sort_key(method: str) -> tuple[int, str]:
 
 
 def collect(stages: list[Stage]) -> dict:
-    """metrics.json content: per (method, round) accuracy and pass@k; weight diagnostics; per-stage cost."""
-    results, weights, sets, cost = [], [], [], []
+    """metrics.json content: per (method, round) accuracy and pass@k; weight diagnostics; per-stage cost; the
+    ref (path, sha) of every stage's artifact, from which ``varreason.stats``/``bias`` read per-question data."""
+    results, weights, sets, cost, artifacts = [], [], [], [], []
     for s in stages:
         st = read_json(s.ref.verify() / "stats.json")
+        artifacts.append({"method": s.method, "round": s.round, "stage": s.stage, "path": s.ref.path, "sha": s.ref.sha})
         if s.stage == "eval":
             m = read_json(s.ref.verify() / "metrics.json")
             results.append({"method": s.method, "round": s.round, **{k: v for k, v in m.items() if k != "tasks"}})
@@ -51,7 +53,7 @@ def collect(stages: list[Stage]) -> dict:
                      "tokens_per_s": round(tokens / wall, 1) if wall else 0.0})
     results.sort(key=lambda r: (_sort_key(r["method"]), r["round"]))
     sets.sort(key=lambda r: (_sort_key(r["method"]), r["round"]))
-    return {"results": results, "weights": weights, "train_sets": sets, "cost": cost}
+    return {"results": results, "weights": weights, "train_sets": sets, "cost": cost, "artifacts": artifacts}
 
 
 def results_table(summary: dict, pass_k: list[int]) -> str:

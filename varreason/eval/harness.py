@@ -150,6 +150,7 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, prompt: Prom
         {"tasks": {name: {"avg@n", "ci95", "pass@k"..., "n_questions", "n_samples", "n_wrong",
                           "n_pred_unparseable", "n_gold_unparseable", ["n_timeout" (code tasks)], "version"}},
          "versions": {"lm_eval", "math_verify", "engine", "engine_version", "torch"},
+         "per_question": {name: [{"id", "n", "c"}, ...]},   # doc order; c of n samples right
          "seed", "limit", "tokens_generated"}
 
     ``prompt``: the profile's prompt config; every question goes to the sampler inside ``prompt.reasoner`` (the
@@ -200,6 +201,9 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, prompt: Prom
         samples = sorted(res["samples"][name], key=lambda s: s["doc_id"])
         out["tasks"][name] = _scores(samples, res["results"][name], list(pass_k), n_boot, seed)
         out["tasks"][name]["version"] = res["versions"].get(name)
+        out.setdefault("per_question", {})[name] = [
+            {"id": str(s["doc"].get("id", s["doc_id"])), "n": int(s["n_samples"]),
+             "c": round(s["avg_at_n"] * s["n_samples"])} for s in samples]
         if keep_responses:
             out.setdefault("responses", {})[name] = [list(s["filtered_resps"][0]) for s in samples]
     return out

@@ -13,7 +13,7 @@ import time
 from pathlib import Path
 
 from varreason.eval.harness import MATH_TASKS, run_lm_eval
-from varreason.io import ArtifactRef, write_json
+from varreason.io import ArtifactRef, write_json, write_rows
 from varreason.pipeline.common import device, questions, timed
 
 
@@ -21,7 +21,8 @@ def evaluate(out: Path, c, model: ArtifactRef, task: ArtifactRef, *, progress: b
     """metrics.json: ``accuracy`` (avg@n of the headline task), ``pass@k`` for each k, ``ci95``, failure counts,
     every task's scores under ``tasks``, and the lm-eval / math-verify / engine versions under ``versions``.
     ``data.task`` decides what is evaluated: ``arithmetic`` its held-out questions (``vr_arith``), the paper's
-    data the maths benchmarks; ``eval.hub_suites`` follow either."""
+    data the maths benchmarks; ``eval.hub_suites`` follow either. questions.parquet: the headline task's
+    per-question outcomes (qid, n samples, c correct), which the paired statistics of ``varreason.stats`` read."""
     ev, s = c.eval, c.sampling
     arithmetic = c.data.task == "arithmetic"
     held_out = questions(task, "heldout") if arithmetic else None
@@ -43,4 +44,6 @@ def evaluate(out: Path, c, model: ArtifactRef, task: ArtifactRef, *, progress: b
                    "tokens_generated": res["tokens_generated"],
                    "sample_wall_s": round(time.perf_counter() - t0, 3)}
         write_json(out / "metrics.json", metrics)
+        write_rows(out / "questions.parquet", [{"qid": r["id"], "n": r["n"], "c": r["c"]}
+                                               for r in res["per_question"][names[0]]])
         st.update({k: v for k, v in metrics.items() if k not in ("tasks", "sample_wall_s")})

@@ -54,6 +54,9 @@ def test_oracle_sampler_scores_exactly(heldout, tmp_path):
         assert t["n_pred_unparseable"] == q * n // 2 and t["n_wrong"] == 0 and t["n_gold_unparseable"] == 0
         assert t["ci95"] == [0.5, 0.5] and t["version"] == 2
     assert res["tasks"]["vr_aime24"]["pass@32"] == pytest.approx(1.0)
+    per_q = res["per_question"]["vr_arith"]  # what varreason.stats pairs questions by
+    assert [r["id"] for r in per_q] == [q["id"] for q in heldout[:20]]
+    assert all((r["n"], r["c"]) == (4, 2) for r in per_q)
     assert res["versions"]["lm_eval"] == "0.4.13" and res["versions"]["math_verify"] == "0.9.0"
     assert res["versions"]["engine"] == "hf" and res["versions"]["engine_version"]
 

@@ -1,0 +1,41 @@
+"""Task: the summary of a ``vr-sweep`` grid (files + one Prefect markdown artifact). No maths here."""
+
+from __future__ import annotations
+
+import base64
+import json
+from pathlib import Path
+
+from prefect import task
+from prefect.artifacts import create_markdown_artifact
+from prefect.cache_policies import NO_CACHE
+
+from varreason.bias import bias_plot
+from varreason.io import write_atomic
+from varreason.sweep import GridConfig, means_plot, sweep_report
+
+
+@task(name="publish-sweep", task_run_name="publish-sweep-{grid.profile}", cache_policy=NO_CACHE,
+      persist_result=False)
+def publish_sweep(grid: GridConfig, summaries: dict[str, dict[int, dict]], cutoff: int, out_dir: str) -> dict:
+    """Write ``out_dir/{summary.md, summary.json, accuracy-<arm>.png[, bias.png]}`` and publish
+    ``vr-sweep-<profile>``; return the JSON."""
+    rep = sweep_report(grid, summaries, cutoff)
+    out = Path(out_dir)
+    write_atomic(out / "summary.json", json.dumps(rep["json"], indent=1, sort_keys=True, default=str))
+    md = rep["markdown"]
+    inline = md
+    if rep["bias_bins"]:
+        png = bias_plot(rep["bias_bins"], out / "bias.png").read_bytes()
+        md += "\n![signal vs p](bias.png)\n"
+        inline += f"\n![signal vs p](data:image/png;base64,{base64.b64encode(png).decode()})\n"
+    for arm, res in rep["json"]["arms"].items():  # accuracy per round with error bars, one plot per arm
+        png = means_plot(res["means"], grid.analysis.metrics[0], out / f"accuracy-{arm}.png",
+                         f"{grid.profile}, arm {arm}, seeds {res['seeds']}").read_bytes()
+        md += f"\n![{arm}](accuracy-{arm}.png)\n"
+        inline += f"\n![{arm}](data:image/png;base64,{base64.b64encode(png).decode()})\n"
+    write_atomic(out / "summary.md", md)
+    create_markdown_artifact(key=f"vr-sweep-{grid.profile}".replace("_", "-").lower(), markdown=inline,
+                             description=f"vr-sweep {grid.profile}: means, paired CIs, ablations, bias")
+    print(md)
+    return rep["json"]
