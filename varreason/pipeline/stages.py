@@ -32,7 +32,8 @@ from varreason.io import ArtifactError, ArtifactRef, _DONE
 DVC_DIR = "dvc"
 ROUNDS_FILE = "dvc/rounds.yaml"
 
-_TRAIN = ["train.lr", "train.batch_size", "train.warmup_frac", "train.weight_decay", "train.grad_clip"]
+_TRAIN = ["train.lr", "train.batch_size", "train.warmup_frac", "train.weight_decay", "train.adam_betas",
+          "train.adam_eps", "train.grad_clip"]
 _ENGINE = ["sampling.backend", "sampling.batch_size", "sampling.tensor_parallel_size"]
 _DRAW = ["sampling.temperature", "sampling.top_p"]
 
