@@ -34,8 +34,7 @@ def train_model(train: TrainConfig, model: ModelConfig, init: ArtifactRef, sets:
             _launch(train, model, init, sets, steps, seed, out, name, state_dir)
             return
         net, tok = load_model(init, model)
-        examples = [Example(r["prompt"], r["response"], float(r["weight"])) for s in sets
-                    for r in rows(s, "examples.parquet")]
+        examples = [Example.from_row(r) for s in sets for r in rows(s, "examples.parquet")]
         with timed(out, name=name) as st:
             result = train_sft(net, tok, examples, train, steps, model.max_length, seed, progress=progress,
                                device=device(), state_dir=state_dir)
@@ -51,11 +50,11 @@ def train_model(train: TrainConfig, model: ModelConfig, init: ArtifactRef, sets:
 
 def _launch(train: TrainConfig, model: ModelConfig, init: ArtifactRef, sets: list[ArtifactRef], steps: int, seed: int,
             out: Path, name: str, state_dir: Path) -> None:
-    """Train under ``train.launcher`` in a subprocess (``varreason.run``); its ranks write ``out``."""
+    """Train under ``train.launcher`` in a subprocess (``varreason.launch``); its ranks write ``out``."""
     import json
-    import subprocess
 
-    from varreason.run import launch_command
+    from varreason.launch import launch_command
+    from varreason.procs import run_launcher
 
     spec = {"train": train.model_dump(), "model": model.model_dump(), "init": str(init.verify()),
             "sets": [str(s.verify() / "examples.parquet") for s in sets], "steps": steps, "seed": seed, "out": str(out),
@@ -64,7 +63,7 @@ def _launch(train: TrainConfig, model: ModelConfig, init: ArtifactRef, sets: lis
     spec_path.write_text(json.dumps(spec))
     with timed(out, name=name) as st:
         try:
-            subprocess.run(launch_command(train.launcher, spec_path), check=True)
+            run_launcher(launch_command(train.launcher, spec_path))
         finally:
             spec_path.unlink(missing_ok=True)
         result = json.loads((out / "train_result.json").read_text())

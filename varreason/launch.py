@@ -1,0 +1,170 @@
+"""The launcher's entry point: ``training.train_sft`` on every rank of a multi-process job (style §4: the task
+starts a launcher in a subprocess and reads back a file).
+
+    accelerate launch --config_file deploy/accelerate/fsdp.yaml --num_processes 8 -m varreason.launch train SPEC.json
+    torchrun --nproc_per_node 2 -m varreason.launch train SPEC.json
+
+``SPEC.json`` (written by ``pipeline.train`` or a test) names the train/model configs, the init checkpoint, the
+example parquet files, steps, seed, objective and the output dir. Every rank runs the same loop as the in-process
+trainer with ``AccelerateRanks``: the same global batches (same seed), rows ``rank::world`` of each, the loss
+times ``world`` because DDP/FSDP average gradients, so the optimisation is the single-process one split across
+ranks. ``accelerate`` applies the config's distributed type (FSDP with bf16 and activation checkpointing in
+``deploy/accelerate/fsdp.yaml``; DDP/gloo when started by ``torchrun`` on CPU). Rank 0 writes the full (gathered)
+checkpoint with ``save_pretrained`` and ``train_result.json``.
+
+Resume: with ``train.checkpoint_every > 0`` the ranks save ``accelerate``'s state (model, optimizer, each rank's
+RNG; sharded as the FSDP config says) to ``<state_dir>/step-<n>/`` every ``checkpoint_every`` steps, and rank 0
+then writes ``<state_dir>/latest.json`` (step, batch queue, batch-RNG state, running counters) through a temp
+file and rename. ``latest.json`` names a state only once every rank has finished writing it, so a kill at any
+moment leaves the previous complete state; a retried step (``pipeline.train`` keys ``state_dir`` to the
+artifact) resumes from it.
+
+Processes: ``procs.run_launcher`` runs the launcher, and every rank dies with it (``procs.die_with_parent``), so
+no process of a failed attempt outlives it. Not here yet: sequence packing (batches are length-grouped instead).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sys
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+
+from varreason.config import ModelConfig, TrainConfig
+from varreason.faults import fault_point
+from varreason.io import read_rows, write_json
+from varreason.procs import die_with_parent
+from varreason.training import Example, TrainResult, train_sft
+
+
+class AccelerateRanks:
+    """``training.Ranks`` over an ``accelerate.Accelerator`` (DDP or FSDP, as the launcher's config says)."""
+
+    def __init__(self, acc):
+        self.acc = acc
+        self.rank, self.world, self.is_main, self.device = (acc.process_index, acc.num_processes,
+                                                            acc.is_main_process, acc.device)
+
+    def prepare(self, model, make_optimizer):
+        model.train()
+        self.model, self.opt = self.acc.prepare(model, make_optimizer(model.parameters()))
+        return self.model, self.opt
+
+    def backward(self, loss):
+        self.acc.backward(loss * self.world)  # DDP/FSDP average gradients over ranks; the objective is their sum
+
+    def clip_grad_norm_(self, max_norm):
+        self.acc.clip_grad_norm_(self.model.parameters(), max_norm)
+
+    def sum(self, values):
+        return [float(v) for v in self.acc.reduce(torch.tensor(values, device=self.device), reduction="sum")]
+
+    def save(self, state_dir, meta, rng):
+        """Every rank writes its part of ``step-<n>/``; then rank 0 points ``latest.json`` at it and drops older
+        ones."""
+        target = state_dir / f"step-{meta['step']}"
+        self.acc.save_state(str(target), safe_serialization=True)  # covers the DDP model only; see restore
+        self.acc.wait_for_everyone()  # latest.json must never name a state some rank is still writing
+        if self.is_main:
+            write_json(state_dir / "latest.json", {**meta, "rng": rng.getstate()})
+            for old in state_dir.glob("step-*"):
+                if old != target:
+                    shutil.rmtree(old, ignore_errors=True)
+        self.acc.wait_for_everyone()
+        fault_point("launcher-state-saved")
+
+    def load(self, state_dir):
+        latest = state_dir / "latest.json"
+        return json.loads(latest.read_text()) if latest.exists() else None
+
+    def restore(self, state_dir, saved, rng):
+        # accelerate writes the optimizer (and under FSDP the model) and the RNG states with torch.save; loading
+        # them with weights_only=True runs torch's restricted unpickler (tensors and containers, no code). They
+        # are this job's own scratch files in the artifact store's work dir, never downloaded.
+        self.acc.load_state(str(state_dir / f"step-{saved['step']}"), load_kwargs={"weights_only": True})
+        version, internal, gauss = saved["rng"]
+        rng.setstate((version, tuple(internal), gauss))
+        if self.is_main:
+            print(f"resuming training from step {saved['step']} of {saved['steps']} ({state_dir})", file=sys.stderr,
+                  flush=True)
+
+
+def train_from_spec(spec: dict) -> TrainResult | None:
+    """Run the spec's training on this rank; return the result on the main process (None elsewhere)."""
+    from accelerate import Accelerator
+
+    from varreason.modeling import load_checkpoint, save_checkpoint
+
+    cfg, mcfg = TrainConfig.model_validate(spec["train"]), ModelConfig.model_validate(spec["model"])
+    acc = Accelerator(cpu=not torch.cuda.is_available())  # CPU ranks: DDP over gloo (the CPU test)
+    ranks = AccelerateRanks(acc)
+    model, tok = load_checkpoint(spec["init"], mcfg, device="cpu")
+    if cfg.launcher is not None and cfg.launcher.gradient_checkpointing:
+        model.gradient_checkpointing_enable()
+    examples = [Example.from_row(r) for p in spec["sets"] for r in read_rows(Path(p))]
+    result = train_sft(model, tok, examples, cfg, spec["steps"], mcfg.max_length, spec["seed"],
+                       objective=spec.get("objective", "weighted_sft"), progress=False,
+                       state_dir=Path(spec["state_dir"]) if spec.get("state_dir") else None, ranks=ranks)
+    state = acc.get_state_dict(ranks.model)  # gathered full state dict (on the main process under FSDP)
+    if acc.is_main_process:
+        out = Path(spec["out"])
+        net, _ = load_checkpoint(spec["init"], mcfg, device="cpu")
+        net.load_state_dict({k: v.to(net.dtype) for k, v in state.items()}, strict=False)
+        save_checkpoint(net, tok, out)
+        (out / "train_result.json").write_text(json.dumps({**asdict(result), "world": ranks.world}))
+    acc.wait_for_everyone()
+    _free_model(acc, ranks)
+    acc.end_training()
+    return result if acc.is_main_process else None
+
+
+def _free_model(acc, ranks: AccelerateRanks) -> None:
+    """Free the wrapped model while the process group is still registered, before ``end_training``.
+
+    The DDP wrapper's C++ ``Reducer`` holds a reference to the process group. Freed after
+    ``destroy_process_group``, it drops the group's last reference, and ``~ProcessGroupGloo`` joins gloo's worker
+    threads while this thread holds the GIL (the Reducer's binding does not release it; the group's own binding
+    does). A worker still freeing a finished collective's tensors needs the GIL to release their Python objects:
+    deadlock, the rank never exits, and torchrun waits on it forever (seen under load: the rank waited in
+    ``std::thread::join`` under ``~Reducer``, its peer exited; pytorch issue 56297). Freed here, the Reducer
+    drops one reference of several, and the join happens in ``destroy_process_group`` with the GIL released.
+    """
+    import gc
+    import weakref
+
+    wrapper = weakref.ref(ranks.model)
+    ranks.model = ranks.opt = None
+    acc.free_memory()  # accelerate's own references to the prepared model and optimizer
+    gc.collect()  # the wrapper and its Reducer, reference cycles included
+    if wrapper() is not None:
+        print(f"warning: rank {ranks.rank}: the wrapped model outlives its training; the process group's teardown "
+              "may deadlock (varreason/launch.py:_free_model)", file=sys.stderr, flush=True)
+
+
+def launch_command(launcher, spec_path: str | Path) -> list[str]:
+    """The command that runs ``spec_path`` under ``launcher`` (a ``LauncherConfig``)."""
+    n = str(launcher.num_processes)
+    tail = ["-m", "varreason.launch", "train", str(spec_path)]
+    if launcher.kind == "torchrun":
+        # --standalone: one node, a free rendezvous port (no clash with other jobs on the host)
+        return [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc_per_node", n, *tail]
+    cfg = ["--config_file", launcher.config] if launcher.config else []
+    return [sys.executable, "-m", "accelerate.commands.launch", *cfg, "--num_processes", n, *tail]
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
+    if len(argv) != 2 or argv[0] != "train":
+        print("usage: python -m varreason.launch train SPEC.json (under accelerate launch or torchrun)",
+              file=sys.stderr)
+        return 2
+    die_with_parent()
+    train_from_spec(json.loads(Path(argv[1]).read_text()))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
