@@ -19,25 +19,26 @@ file and rename. ``latest.json`` names a state only once every rank has finished
 moment leaves the previous complete state; a retried step (``pipeline.train`` keys ``state_dir`` to the
 artifact) resumes from it.
 
-Processes: ``procs.run_launcher`` runs the launcher, and every rank dies with it (``procs.die_with_parent``), so
-no process of a failed attempt outlives it. Not here yet: sequence packing (batches are length-grouped instead).
+Processes: ``run_launcher`` runs the launcher in a session of its own that dies with its caller and whose whole
+process group is killed however the call ends; torchrun starts each rank in a session of its own (out of reach of
+a group kill), so every rank dies with its launcher (``die_with_parent``). No process of a failed attempt
+outlives it, and a retry starts clean. Not here yet: sequence packing (batches are length-grouped instead).
 """
 
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import subprocess
 import sys
+import traceback
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
-
-from varreason.config import ModelConfig, TrainConfig
-from varreason.faults import fault_point
-from varreason.io import read_rows, write_json
-from varreason.procs import die_with_parent
-from varreason.training import Example, TrainResult, train_sft
+# Only the standard library at import: ``run_launcher``'s guard imports this module before it becomes the
+# launcher, so torch and the rest are imported where they are used.
 
 
 class AccelerateRanks:
@@ -60,11 +61,16 @@ class AccelerateRanks:
         self.acc.clip_grad_norm_(self.model.parameters(), max_norm)
 
     def sum(self, values):
+        import torch
+
         return [float(v) for v in self.acc.reduce(torch.tensor(values, device=self.device), reduction="sum")]
 
     def save(self, state_dir, meta, rng):
         """Every rank writes its part of ``step-<n>/``; then rank 0 points ``latest.json`` at it and drops older
         ones."""
+        from varreason.faults import fault_point
+        from varreason.io import write_json
+
         target = state_dir / f"step-{meta['step']}"
         self.acc.save_state(str(target), safe_serialization=True)  # covers the DDP model only; see restore
         self.acc.wait_for_everyone()  # latest.json must never name a state some rank is still writing
@@ -92,11 +98,15 @@ class AccelerateRanks:
                   flush=True)
 
 
-def train_from_spec(spec: dict) -> TrainResult | None:
+def train_from_spec(spec: dict) -> "TrainResult | None":
     """Run the spec's training on this rank; return the result on the main process (None elsewhere)."""
+    import torch
     from accelerate import Accelerator
 
+    from varreason.config import ModelConfig, TrainConfig
+    from varreason.io import read_rows
     from varreason.modeling import load_checkpoint, save_checkpoint
+    from varreason.training import Example, train_sft
 
     cfg, mcfg = TrainConfig.model_validate(spec["train"]), ModelConfig.model_validate(spec["model"])
     acc = Accelerator(cpu=not torch.cuda.is_available())  # CPU ranks: DDP over gloo (the CPU test)
@@ -155,6 +165,57 @@ def launch_command(launcher, spec_path: str | Path) -> list[str]:
     return [sys.executable, "-m", "accelerate.commands.launch", *cfg, "--num_processes", n, *tail]
 
 
+_PR_SET_PDEATHSIG = 1
+# The launcher's process, before it becomes the launcher: die with the caller (the setting survives exec).
+_GUARD = ("import os, sys; from varreason.launch import die_with_parent; die_with_parent(int(sys.argv[1])); "
+          "os.execvp(sys.argv[2], sys.argv[2:])")
+
+
+def die_with_parent(parent: int | None = None) -> None:
+    """SIGKILL this process when its parent dies (Linux; elsewhere a no-op); exit at once if it already has.
+
+    ``parent``: the parent's pid where the caller knows it; else the parent at the time of the call (a parent
+    that died between starting this process and this call goes unnoticed).
+    """
+    if sys.platform != "linux":
+        return
+    import ctypes
+
+    parent = os.getppid() if parent is None else parent
+    if ctypes.CDLL(None, use_errno=True).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # the parent died before the setting took hold
+        os._exit(1)
+
+
+def kill_group(pgid: int) -> None:
+    """SIGKILL every process of group ``pgid`` (none left: nothing to do)."""
+    try:
+        os.killpg(pgid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass
+
+
+def run_launcher(cmd: list[str], timeout: float | None = None) -> None:
+    """Run ``cmd`` (``launch_command``) and wait, at most ``timeout`` seconds (None: no limit).
+
+    Whatever ends the call (success, a failed rank, the timeout, an exception or interrupt here) the launcher's
+    whole process group is killed before it returns, and the ranks die with the launcher.
+
+    Raises:
+        subprocess.CalledProcessError: the launcher failed (a rank failed; torchrun then stops the others).
+        subprocess.TimeoutExpired: ``timeout`` passed.
+    """
+    proc = subprocess.Popen([sys.executable, "-c", _GUARD, str(os.getpid()), *cmd], start_new_session=True)
+    try:
+        rc = proc.wait(timeout=timeout)
+    finally:
+        kill_group(proc.pid)
+        proc.wait()
+    if rc:
+        raise subprocess.CalledProcessError(rc, cmd)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     if len(argv) != 2 or argv[0] != "train":
@@ -162,7 +223,12 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     die_with_parent()
-    train_from_spec(json.loads(Path(argv[1]).read_text()))
+    try:
+        train_from_spec(json.loads(Path(argv[1]).read_text()))
+    except BaseException:  # a failed rank exits now: torchrun stops the other ranks only once one has exited
+        traceback.print_exc()
+        sys.stderr.flush()
+        os._exit(1)  # skips interpreter teardown, which with a live process group can deadlock (see _free_model)
     return 0
 
 

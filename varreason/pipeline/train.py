@@ -54,7 +54,7 @@ def _launch(train: TrainConfig, model: ModelConfig, init: ArtifactRef, sets: lis
     import json
 
     from varreason.launch import launch_command
-    from varreason.procs import run_launcher
+    from varreason.launch import run_launcher
 
     spec = {"train": train.model_dump(), "model": model.model_dump(), "init": str(init.verify()),
             "sets": [str(s.verify() / "examples.parquet") for s in sets], "steps": steps, "seed": seed, "out": str(out),

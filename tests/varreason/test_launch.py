@@ -1,4 +1,4 @@
-"""Process lifetime of a launched job (varreason/procs.py): whatever ends ``run_launcher``, no process of the
+"""Process lifetime of a launched job (varreason/launch.py): whatever ends ``run_launcher``, no process of the
 attempt is left, a rank in a session of its own included."""
 
 import os
@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from varreason.procs import run_launcher
+from varreason.launch import run_launcher
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -19,7 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 LAUNCHER = r"""
 import os, subprocess, sys, time
 f = sys.argv[1]
-subprocess.Popen([sys.executable, "-c", "import os, sys, time; from varreason.procs import die_with_parent; "
+subprocess.Popen([sys.executable, "-c", "import os, sys, time; from varreason.launch import die_with_parent; "
                   "die_with_parent(); open(sys.argv[1], 'w').write(f'{os.getpid()}\\n'); time.sleep(600)", f],
                  start_new_session=True)
 while not (os.path.exists(f) and open(f).read().endswith("\n")):
@@ -88,7 +88,7 @@ def test_success_still_kills_what_the_launcher_left_in_its_group(tmp_path, env):
 def test_launcher_dies_with_its_caller(tmp_path, env):
     """The caller itself SIGKILLed (no ``finally`` runs): the launcher and its rank still go."""
     pids = tmp_path / "pids"
-    caller = subprocess.Popen([sys.executable, "-c", "import sys; from varreason.procs import run_launcher; "
+    caller = subprocess.Popen([sys.executable, "-c", "import sys; from varreason.launch import run_launcher; "
                                f"run_launcher([sys.executable, '-c', {LAUNCHER!r}, {str(pids)!r}, '600', '0'])"])
     try:
         rank = _rank_pid(pids)
