@@ -18,7 +18,7 @@ def one_thread():
     torch.set_num_threads(n)
 
 
-SLOW_TIMEOUT_S = 1200  # pyproject's `timeout` (300 s) is for the rest; a slow test may set its own mark
+SLOW_TIMEOUT_S = 1800  # pyproject's `timeout` (600 s) is for the rest; a slow test may set its own mark
 
 
 def pytest_collection_modifyitems(items):

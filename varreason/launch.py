@@ -10,7 +10,7 @@ trainer with ``AccelerateRanks``: the same global batches (same seed), rows ``ra
 times ``world`` because DDP/FSDP average gradients, so the optimisation is the single-process one split across
 ranks. ``accelerate`` applies the config's distributed type (FSDP with bf16 and activation checkpointing in
 ``deploy/accelerate/fsdp.yaml``; DDP/gloo when started by ``torchrun`` on CPU). Rank 0 writes the full (gathered)
-checkpoint with ``save_pretrained`` and ``train_result.json``.
+checkpoint with ``save_pretrained``, then, once every rank is past its last collective, ``train_result.json``.
 
 Resume: with ``train.checkpoint_every > 0`` the ranks save ``accelerate``'s state (model, optimizer, each rank's
 RNG; sharded as the FSDP config says) to ``<state_dir>/step-<n>/`` every ``checkpoint_every`` steps, and rank 0
@@ -33,6 +33,7 @@ import shutil
 import signal
 import subprocess
 import sys
+import time
 import traceback
 from dataclasses import asdict
 from pathlib import Path
@@ -104,7 +105,7 @@ def train_from_spec(spec: dict) -> "TrainResult | None":
     from accelerate import Accelerator
 
     from varreason.config import ModelConfig, TrainConfig
-    from varreason.io import read_rows
+    from varreason.io import read_rows, write_json
     from varreason.modeling import load_checkpoint, save_checkpoint
     from varreason.training import Example, train_sft
 
@@ -119,13 +120,14 @@ def train_from_spec(spec: dict) -> "TrainResult | None":
                        objective=spec.get("objective", "weighted_sft"), progress=False,
                        state_dir=Path(spec["state_dir"]) if spec.get("state_dir") else None, ranks=ranks)
     state = acc.get_state_dict(ranks.model)  # gathered full state dict (on the main process under FSDP)
+    out = Path(spec["out"])
     if acc.is_main_process:
-        out = Path(spec["out"])
         net, _ = load_checkpoint(spec["init"], mcfg, device="cpu")
         net.load_state_dict({k: v.to(net.dtype) for k, v in state.items()}, strict=False)
         save_checkpoint(net, tok, out)
-        (out / "train_result.json").write_text(json.dumps({**asdict(result), "world": ranks.world}))
     acc.wait_for_everyone()
+    if acc.is_main_process:  # after the last collective: only teardown is left (run_launcher's ``done``)
+        write_json(out / DONE_FILE, {**asdict(result), "world": ranks.world})
     _free_model(acc, ranks)
     acc.end_training()
     return result if acc.is_main_process else None
@@ -165,6 +167,7 @@ def launch_command(launcher, spec_path: str | Path) -> list[str]:
     return [sys.executable, "-m", "accelerate.commands.launch", *cfg, "--num_processes", n, *tail]
 
 
+DONE_FILE = "train_result.json"
 _PR_SET_PDEATHSIG = 1
 # The launcher's process, before it becomes the launcher: die with the caller (the setting survives exec).
 _GUARD = ("import os, sys; from varreason.launch import die_with_parent; die_with_parent(int(sys.argv[1])); "
@@ -196,19 +199,35 @@ def kill_group(pgid: int) -> None:
         pass
 
 
-def run_launcher(cmd: list[str], timeout: float | None = None) -> None:
+def run_launcher(cmd: list[str], timeout: float | None = None, done: Path | None = None, grace: float = 120.0
+                 ) -> None:
     """Run ``cmd`` (``launch_command``) and wait, at most ``timeout`` seconds (None: no limit).
 
-    Whatever ends the call (success, a failed rank, the timeout, an exception or interrupt here) the launcher's
-    whole process group is killed before it returns, and the ranks die with the launcher.
+    ``done``: a file the ranks write once the job's work is complete and only teardown is left
+    (``train_result.json``); a launcher still running ``grace`` seconds after it appears is stuck in teardown
+    (a rank that never exits) and is ended, and the call succeeds. Whatever ends the call (success, a failed rank,
+    the timeout, a stuck teardown, an exception or interrupt here) the launcher's whole process group is killed
+    before it returns, and the ranks die with the launcher.
 
     Raises:
         subprocess.CalledProcessError: the launcher failed (a rank failed; torchrun then stops the others).
         subprocess.TimeoutExpired: ``timeout`` passed.
     """
     proc = subprocess.Popen([sys.executable, "-c", _GUARD, str(os.getpid()), *cmd], start_new_session=True)
+    start, done_at = time.monotonic(), None
     try:
-        rc = proc.wait(timeout=timeout)
+        while (rc := proc.poll()) is None:
+            now = time.monotonic()
+            if timeout is not None and now - start > timeout:
+                raise subprocess.TimeoutExpired(cmd, timeout)
+            if done_at is None and done is not None and done.exists():
+                done_at = now
+            if done_at is not None and now - done_at > grace:
+                print(f"warning: the launcher was still running {grace:.0f} s after the job wrote {done.name}; "
+                      "its process group was killed", file=sys.stderr, flush=True)
+                rc = 0
+                break
+            time.sleep(0.2)
     finally:
         kill_group(proc.pid)
         proc.wait()

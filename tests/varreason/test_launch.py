@@ -98,3 +98,15 @@ def test_launcher_dies_with_its_caller(tmp_path, env):
         caller.kill()
         caller.wait(timeout=30)
     assert _gone(launcher) and _gone(rank)
+
+
+def test_a_launcher_stuck_after_done_is_ended_and_the_call_succeeds(tmp_path, env, capsys):
+    """The job wrote its done file (only teardown left) but the launcher never exits: ``grace`` later it is
+    killed, with what it left in its group, and the call returns normally."""
+    done, pid_file = tmp_path / "train_result.json", tmp_path / "pid"
+    t0 = time.monotonic()
+    run_launcher([shutil.which("sh"), "-c", f"sleep 600 & echo $! > {pid_file}; echo '{{}}' > {done}; sleep 600"],
+                 timeout=120, done=done, grace=2)
+    assert time.monotonic() - t0 < 60
+    assert _gone(int(pid_file.read_text()))
+    assert "still running 2 s after the job wrote train_result.json" in capsys.readouterr().err

@@ -53,8 +53,7 @@ def _launch(train: TrainConfig, model: ModelConfig, init: ArtifactRef, sets: lis
     """Train under ``train.launcher`` in a subprocess (``varreason.launch``); its ranks write ``out``."""
     import json
 
-    from varreason.launch import launch_command
-    from varreason.launch import run_launcher
+    from varreason.launch import DONE_FILE, launch_command, run_launcher
 
     spec = {"train": train.model_dump(), "model": model.model_dump(), "init": str(init.verify()),
             "sets": [str(s.verify() / "examples.parquet") for s in sets], "steps": steps, "seed": seed, "out": str(out),
@@ -63,10 +62,10 @@ def _launch(train: TrainConfig, model: ModelConfig, init: ArtifactRef, sets: lis
     spec_path.write_text(json.dumps(spec))
     with timed(out, name=name) as st:
         try:
-            run_launcher(launch_command(train.launcher, spec_path))
+            run_launcher(launch_command(train.launcher, spec_path), done=out / DONE_FILE)
         finally:
             spec_path.unlink(missing_ok=True)
-        result = json.loads((out / "train_result.json").read_text())
-        (out / "train_result.json").unlink()
+        result = json.loads((out / DONE_FILE).read_text())
+        (out / DONE_FILE).unlink()
         st.update(result, tokens_trained=result["tokens"],
                   tokens_per_s=round(result["tokens"] / max(result["seconds"], 1e-9), 1))
