@@ -119,6 +119,7 @@ def train_from_spec(spec: dict) -> "TrainResult | None":
     result = train_sft(model, tok, examples, cfg, spec["steps"], mcfg.max_length, spec["seed"],
                        objective=spec.get("objective", "weighted_sft"), progress=False,
                        state_dir=Path(spec["state_dir"]) if spec.get("state_dir") else None, ranks=ranks)
+    del model  # wrapped in place under FSDP: ranks.model must hold the last reference (_free_model)
     state = acc.get_state_dict(ranks.model)  # gathered full state dict (on the main process under FSDP)
     out = Path(spec["out"])
     if acc.is_main_process:
