@@ -17,25 +17,17 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 PREFECT_PORT ?= 4200
 API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 
-.PHONY: install dvc demo test test-vllm test-gpu seeds science bench bench-vllm clean server worker deploy browser
+.PHONY: install demo test test-vllm test-gpu seeds science bench bench-vllm clean server worker deploy browser
 
-install: $(VENV)/.installed .venv-dvc/.installed
+# The project's one environment: the package, the test tools and DVC (dvc + dvc-s3, the `dvc` extra), so
+# `source .venv/bin/activate && dvc repro` runs the pipeline (docs/dvc.md, section Environment).
+install: $(VENV)/.installed
 
 $(VENV)/.installed: pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
-	$(PY) -m pip install -q -e ".[test]"
+	$(PY) -m pip install -q -e ".[test,dvc]"
 	touch $@
-
-# DVC in its own environment: its hydra dependency pins antlr 4.9, math-verify's parser needs 4.13 (pyproject).
-# Run it as `make dvc ARGS="repro"` or with .venv/bin first on PATH so stage commands use the project's python.
-.venv-dvc/.installed: pyproject.toml
-	$(PYTHON) -m venv .venv-dvc
-	.venv-dvc/bin/python -m pip install -q "dvc>=3.60,<4" "dvc-s3>=3.2"
-	touch $@
-
-dvc: install
-	PATH=$(CURDIR)/$(VENV)/bin:$$PATH .venv-dvc/bin/dvc $(ARGS)
 
 demo: install
 	$(PY) -m flows.vr_em --profile tiny

@@ -78,7 +78,7 @@ def bench_training(fx: Fixture, steps: int = 30, repeats: int = 3, peak: dict | 
         t, k = _run(model, tok, examples, cfg, steps, L, random_batches)
         rates_n.append(k / t)
     peak = max(peaks, key=lambda p: p["best_flops"])
-    lengths = [len(ids) for ids, _, _ in encode_examples(tok, examples, L)]
+    lengths = [len(e.ids) for e in encode_examples(tok, examples, L)]
     N = n_params(model)
     flops = 6 * N * statistics_median(rates_o)
     row = rate_row("training real tokens/s", rates_o, rates_n, 1.5, "tokens/s", steps=steps,

@@ -4,8 +4,8 @@ For the profile ``dvc.yaml`` tracks (its ``vars``), every stage of the registry 
 (each a cache hit in the artifact store the flow just filled: same pipeline call, keyed by input shas), which
 materialises the flow's artifacts at their DVC paths; then ``dvc commit -f`` records deps, params and outs in
 ``dvc.lock``, ``dvc push`` sends the outs to the default remote, and a Prefect artifact lists the DVC hashes with
-the git commit and params digest. DVC runs as a CLI: it lives in its own virtual environment (``.venv-dvc``,
-``make install``) because its hydra dependency pins an antlr runtime that math-verify's parser cannot use.
+the git commit and params digest. DVC runs as a CLI, the ``dvc`` next to this interpreter (``make install`` puts it
+in the project's ``.venv``, the ``dvc`` extra).
 Credentials for an S3 remote come from the environment (``AWS_ACCESS_KEY_ID``/``AWS_SECRET_ACCESS_KEY``, read by
 s3fs at push time) and are never written by this module.
 """
@@ -26,12 +26,9 @@ from prefect.cache_policies import NO_CACHE
 from varreason.config import ExperimentConfig
 from varreason.pipeline.stages import check_dvc_yaml, registry, tracked_profile
 
-DVC_VENV = ".venv-dvc/bin/dvc"
-
-
 def dvc_executable() -> str | None:
-    """``$VR_DVC``, else the project's ``.venv-dvc``, else ``dvc`` on PATH."""
-    for cand in (os.environ.get("VR_DVC"), DVC_VENV, shutil.which("dvc")):
+    """``$VR_DVC``, else the ``dvc`` installed next to this interpreter, else ``dvc`` on PATH."""
+    for cand in (os.environ.get("VR_DVC"), Path(sys.executable).parent / "dvc", shutil.which("dvc")):
         if cand and Path(cand).exists():
             return str(Path(cand).resolve())
     return None
@@ -42,7 +39,7 @@ def dvc(*args: str, cwd: str | Path = ".", check: bool = True) -> subprocess.Com
     project's environment, not DVC's."""
     exe = dvc_executable()
     if exe is None:
-        raise FileNotFoundError("dvc not found: run `make install` (creates .venv-dvc) or set VR_DVC")
+        raise FileNotFoundError("dvc not found: run `make install` (installs it in .venv) or set VR_DVC")
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"}
     res = subprocess.run([exe, *args], cwd=cwd, env=env, capture_output=True, text=True)
     if check and res.returncode != 0:
@@ -66,7 +63,7 @@ def skip_reason(cfg: ExperimentConfig, params_path: str, overrides: dict | None)
     except ValueError as exc:
         return str(exc)
     if dvc_executable() is None:
-        return "dvc is not installed (make install creates .venv-dvc)"
+        return "dvc is not installed (make install puts it in .venv)"
     return None
 
 

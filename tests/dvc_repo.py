@@ -45,7 +45,7 @@ def env() -> dict:
     e = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
          "GIT_AUTHOR_NAME": "t", "GIT_AUTHOR_EMAIL": "t@t", "GIT_COMMITTER_NAME": "t", "GIT_COMMITTER_EMAIL": "t@t"}
     e.pop("PYTHONPATH", None)
-    e["VR_DVC"] = dvc_exe()  # the copy has no .venv-dvc of its own: the flow's versioning task uses this one
+    e["VR_DVC"] = dvc_exe()  # the copy has no .venv of its own: the flow's versioning task uses this one
     return e
 
 
@@ -60,10 +60,10 @@ def run_py(repo: Path, *args: str) -> subprocess.CompletedProcess:
 
 
 def dvc_exe() -> str:
-    for cand in (os.environ.get("VR_DVC"), ROOT / ".venv-dvc/bin/dvc", shutil.which("dvc")):
+    for cand in (os.environ.get("VR_DVC"), Path(sys.executable).parent / "dvc", shutil.which("dvc")):
         if cand and Path(cand).exists():
             return str(cand)
-    raise FileNotFoundError("dvc not installed: `make install` creates .venv-dvc")
+    raise FileNotFoundError("dvc not installed: `make install` puts it in .venv (the `dvc` extra)")
 
 
 def dvc(repo: Path, *args: str, check: bool = True) -> str:

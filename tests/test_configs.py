@@ -56,6 +56,8 @@ def test_config_is_frozen():
     ({"train.lrr": 1.0}, "train.lrr: unknown key"),
     ({"data.n_seed_traces": 10**6}, "n_seed_traces"),
     ({"eval.pass_k": [64]}, "pass_k"),
+    ({"train.adam_betas": [0.9, 1.0]}, "adam_betas must both lie in [0, 1)"),
+    ({"train.adam_betas": [0.9]}, "train.adam_betas"),
 ])
 def test_bad_values_fail_in_one_line(overrides, needle):
     with pytest.raises(ConfigError) as err:

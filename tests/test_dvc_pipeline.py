@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import socket
-import subprocess
 from pathlib import Path
 
 import pytest
@@ -74,6 +73,7 @@ def repo(tmp_path_factory):
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(2400)  # with the module's repo fixture (a smoke flow run): > 20 min at load 18 on 2 cores
 def test_repro_from_scratch_equals_flow(repo):
     flow = json.loads((repo / "results/tiny/metrics.json").read_text())
     out = dvc(repo, "repro")

@@ -11,7 +11,7 @@ from varreason.config import ExperimentConfig, ModelConfig, load_config
 ROOT = Path(__file__).resolve().parents[1]
 LIBRARY = ("varreason", "tasks", "flows", "benchmarks", "deploy")
 # Unpickling runs arbitrary code: none of these may appear in the library. (accelerate's own save_state files in
-# the launcher's work dir are loaded by accelerate with weights_only=True; varreason/run.py pins that.)
+# the launcher's work dir are loaded by accelerate with weights_only=True; varreason/launch.py pins that.)
 UNSAFE = re.compile(r"torch\.load\(|pickle\.loads?\(|import pickle|from pickle|import dill|import joblib|"
                     r"weights_only\s*=\s*False|trust_remote_code\s*=\s*True|load_format\s*=\s*['\"](pt|auto)")
 ALLOWED: dict[str, str] = {}  # "path": "why" for a justified exception (none today)

@@ -146,7 +146,7 @@ class ObjectiveConfig(_Frozen):
 
 
 class LauncherConfig(_Frozen):
-    """Run training in a subprocess under a launcher (``varreason.run``): FSDP over ``num_processes`` ranks."""
+    """Run training in a subprocess under a launcher (``varreason.launch``): FSDP over ``num_processes`` ranks."""
 
     kind: Literal["accelerate", "torchrun"]
     num_processes: int = Field(ge=1)
@@ -164,10 +164,19 @@ class TrainConfig(_Frozen):
     posterior_steps: int = Field(ge=1, description="SFT steps of each posterior refresh")
     warmup_frac: float = Field(ge=0, lt=1)
     weight_decay: float = Field(ge=0)
+    adam_betas: tuple[float, float] = Field(description="AdamW's (beta1, beta2): decay of the gradient's running "
+                                            "mean and of its square")
+    adam_eps: float = Field(gt=0, description="AdamW's epsilon, added to the root of the second moment")
     grad_clip: float = Field(gt=0)
     checkpoint_every: int = Field(0, ge=0, description="save a resumable training state every N steps (0: never); "
                                   "results do not depend on it")
     launcher: LauncherConfig | None = Field(None, description="None: train in-process (the tiny profiles)")
+
+    @model_validator(mode="after")
+    def _betas_in_range(self) -> "TrainConfig":
+        if not all(0 <= b < 1 for b in self.adam_betas):
+            raise ValueError(f"adam_betas must both lie in [0, 1) (got {list(self.adam_betas)}); e.g. [0.9, 0.98]")
+        return self
 
 
 class EvalConfig(_Frozen):

@@ -7,7 +7,7 @@ scope, so ``train-q-em-acc-r1/train-step:5`` is the 5th optimizer step of that p
 Points (``grep -rn fault_point varreason``): ``sample-token`` (HF decoding step), ``score-batch``,
 ``train-step``, ``eval-generate`` (lm-eval request batch), ``write-file`` (a file written, not yet renamed),
 ``artifact-built`` / ``artifact-marked`` / ``artifact-renamed`` (``produce``: built, marker written, in place),
-``launcher-state-saved`` (``varreason.run``: a distributed training state on disk).
+``launcher-state-saved`` (``varreason.launch``: a distributed training state on disk).
 
 The reliability tests (``tests/reliability/test_crash_resume.py``) kill a flow run at a point inside sampling,
 scoring, training, evaluation or an artifact write, then re-run it and check nothing was lost. Unarmed (the

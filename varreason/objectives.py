@@ -7,6 +7,26 @@ token count: dividing by the batch's weighted token count would undo the weights
 hold only low-weight traces. With ``w = 1`` and ``normalizer`` = the batch's token count it is plain SFT
 (mean token NLL); a row with ``w = 0`` contributes nothing.
 
+How the training loop (``training.train_sft``, in-process and under a launcher) calls an objective::
+
+    loss, stats = fn(logits, labels, weights, normalizer, **columns)
+
+``logits`` [B, T, V], ``labels`` [B, T] (next-token targets, IGNORE outside the response), ``weights`` [B], the
+run's constant ``normalizer``, and one keyword argument per **keyword-only parameter** of ``fn``
+(``objective_columns``): each names a column of the training rows (``examples.parquet``; ``Example.columns``),
+collated by the loop as
+
+* a number per example (e.g. a signed ``advantage``) -> [B] float32;
+* a list per example, one value per target token of the response as ``training.encode_examples`` encodes it
+  (the response's tokens, then eos; cut with the example when it is truncated), e.g. the sampler's per-token
+  ``old_logp`` -> [B, T] float32 aligned with ``labels`` (0.0 where ``labels`` is IGNORE).
+
+So a GRPO objective ``def grpo_loss(logits, labels, weights, normalizer, *, advantage, old_logp)`` registered in
+``OBJECTIVES`` and rows carrying ``advantage`` and ``old_logp`` train with no change to the loop. Two rules keep
+the distributed loop equal to the single-process one: the loss is a **sum over rows** divided by the constant
+``normalizer`` (each rank computes its rows' share; the launcher adds them up), and a **row of weight 0
+contributes nothing** (a rank left without rows of a global batch computes a weight-0 copy of row 0).
+
 ``grpo``: the binary-reward RL baseline (method.md §7), a clipped policy-gradient surrogate with
 group-normalised advantages (``group_advantages``) on samples drawn once per round; its extra per-example
 inputs are the signed advantage and the sampling policy's per-token log-probs.
@@ -14,6 +34,7 @@ inputs are the signed advantage and the sampling policy's per-token log-probs.
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Callable
 
 import torch
@@ -122,3 +143,8 @@ def grpo_loss(logits: Tensor, labels: Tensor, weights: Tensor, normalizer: float
 
 ObjectiveFn = Callable[..., tuple[Tensor, dict[str, float]]]
 OBJECTIVES: dict[str, ObjectiveFn] = {"weighted_sft": weighted_sft_loss, "grpo": grpo_loss}
+
+
+def objective_columns(fn: ObjectiveFn) -> tuple[str, ...]:
+    """The per-example data columns ``fn`` reads: the names of its keyword-only parameters, in order."""
+    return tuple(p.name for p in inspect.signature(fn).parameters.values() if p.kind is p.KEYWORD_ONLY)

@@ -35,7 +35,7 @@ ENGINE = ("sampling.backend", "sampling.batch_size", "sampling.tensor_parallel_s
           "sampling.gpu_memory_utilization")
 DRAW = ("sampling.temperature", "sampling.top_p")
 OPTIM = ("train.lr", "train.batch_size", "train.warmup_frac", "train.weight_decay", "train.grad_clip",
-         "train.launcher")
+         "train.adam_betas", "train.adam_eps", "train.launcher")
 MODEL_PKGS = ("torch", "transformers", "tokenizers", "safetensors")
 GRADER_PKGS = ("math-verify", "antlr4-python3-runtime")
 EVAL_PKGS = (*MODEL_PKGS, *GRADER_PKGS, "lm-eval")

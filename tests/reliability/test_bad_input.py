@@ -250,7 +250,7 @@ def test_overlong_examples_truncated_or_dropped_and_counted():
     counts: dict = {}
     enc = encode_examples(_CharTok(), ex, max_length=10, counts=counts)
     assert counts == {"n_truncated": 2, "n_dropped_overlong": 1}  # 50-char response cut; 9+1+eos cut; 20 dropped
-    assert [len(ids) for ids, _, _ in enc] == [5, 10, 10]
+    assert [len(e.ids) for e in enc] == [5, 10, 10]
 
 
 def test_training_on_nothing_is_a_data_error():

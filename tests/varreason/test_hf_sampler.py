@@ -1,6 +1,5 @@
 """Unit tests for varreason/backends/hf.py: per-request seeding, log-probs, nucleus, stopping."""
 
-import math
 
 import pytest
 import torch

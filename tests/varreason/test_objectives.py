@@ -6,7 +6,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from varreason.objectives import IGNORE, OBJECTIVES, token_nll, weighted_sft_loss
+from varreason.objectives import IGNORE, OBJECTIVES, objective_columns, token_nll, weighted_sft_loss
 
 LOG3 = math.log(3.0)
 
@@ -23,6 +23,14 @@ def _hand_batch():
 def test_registry():
     assert "weighted_sft" in OBJECTIVES
     assert OBJECTIVES["weighted_sft"] is weighted_sft_loss
+
+
+def test_columns_are_the_keyword_only_parameters():
+    def grpo_like(logits, labels, weights, normalizer=None, *, advantage, old_logp):
+        raise AssertionError("never called")
+
+    assert objective_columns(weighted_sft_loss) == ()
+    assert objective_columns(grpo_like) == ("advantage", "old_logp")
 
 
 def test_token_nll_hand():

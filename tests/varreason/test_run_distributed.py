@@ -1,4 +1,4 @@
-"""The multi-process training entry point (varreason/run.py) on CPU: two gloo ranks under torchrun train the
+"""The multi-process training entry point (varreason/launch.py) on CPU: two gloo ranks under torchrun train the
 tiny model for a few steps and end where the in-process trainer ends on the same data (same global batches,
 split across ranks; gradients averaged, loss scaled back to the sum)."""
 
@@ -20,6 +20,7 @@ STEPS = 3
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(600)  # ~1.5 min at load 10 on 2 cores
 def test_two_gloo_ranks_match_in_process_training(tmp_path, one_thread, monkeypatch):
     over = {"train.batch_size": 8, "train.steps": STEPS, "seed": 2,  # train-reasoner round 1: seed 2 + 1 = 3
             "train.launcher": {"kind": "torchrun", "num_processes": 2, "gradient_checkpointing": True}}
@@ -33,7 +34,7 @@ def test_two_gloo_ranks_match_in_process_training(tmp_path, one_thread, monkeypa
     set_ref = produce(root, "reasoner-set", {"t": 1}, lambda out: write_rows(out / "examples.parquet", rows))
     init = init_ref.verify()
     monkeypatch.setenv("OMP_NUM_THREADS", "1")
-    # the pipeline step: train.launcher set -> `torchrun --standalone --nproc_per_node 2 -m varreason.run ...`
+    # the pipeline step: train.launcher set -> `torchrun --standalone --nproc_per_node 2 -m varreason.launch ...`
     ref = run_step("train-reasoner", cfg, {"init": init_ref, "set": set_ref}, label="pi-test", root=str(root), rnd=1)
     out = ref.verify()
     result = read_json(out / "stats.json")
@@ -58,17 +59,18 @@ def test_two_gloo_ranks_match_in_process_training(tmp_path, one_thread, monkeypa
 
 def test_launch_commands():
     from varreason.config import LauncherConfig
-    from varreason.run import launch_command
+    from varreason.launch import launch_command
 
     acc = LauncherConfig(kind="accelerate", num_processes=8, config="deploy/accelerate/fsdp.yaml")
     assert launch_command(acc, "s.json") == [sys.executable, "-m", "accelerate.commands.launch", "--config_file",
                                              "deploy/accelerate/fsdp.yaml", "--num_processes", "8", "-m",
-                                             "varreason.run", "train", "s.json"]
+                                             "varreason.launch", "train", "s.json"]
     tr = LauncherConfig(kind="torchrun", num_processes=2)
     assert launch_command(tr, "s.json")[1:6] == ["-m", "torch.distributed.run", "--standalone", "--nproc_per_node", "2"]
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(900)  # three 2-rank runs: ~2 min at load 10 on 2 cores
 def test_killed_launcher_training_resumes_from_its_state(tmp_path, one_thread, monkeypatch):
     """Both ranks SIGKILL themselves right after the first saved state (a fault point); the retried step resumes
     from it and ends with the same weights, byte for byte, as an uninterrupted 2-rank run."""

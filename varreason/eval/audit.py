@@ -27,7 +27,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from varreason.eval.grader import (_CLOSED_INFINITY, BEGIN_SOLUTION, Outcome, _bases, _float_rounding, _parse, _parsed, _verify,
+from varreason.eval.grader import (_CLOSED_INFINITY, _PERCENT, BEGIN_SOLUTION, Outcome, _bases, _float_rounding, _parse, _parsed, _verify,
                                    extract_answer, grade_answer, grade_choice, grade_math, normalize)
 from varreason.eval.perturb import perturbations
 
@@ -133,6 +133,8 @@ def differential_reason(gold: str, pred: str) -> str:
         return "closed bracket at infinity"
     if _float_rounding(gold) != 6:
         return "float rounding"
+    if _PERCENT.match(normalize(gold)):
+        return "percentage gold"
     return "none"
 
 

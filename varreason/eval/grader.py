@@ -96,6 +96,7 @@ _BASE = re.compile(r"(?<![\w.\\])\d+_\{?(\d+)\}?")
 _DECIMALS = re.compile(r"\d*\.(\d+)")
 _FULL_STOP = re.compile(r"(?<!\.)\.\s*$")
 _CLOSED_INFINITY = re.compile(r"\[\s*[-+]?\s*\\infty|\\infty\s*(?:\\right\s*)?\]")
+_PERCENT = re.compile(r"^([+-]?\d+(?:\.\d+)?)\s*(?:\\%|%|\\text\{\s*(?:\\%|percent)\s*\})$")
 
 
 def normalize(ans: str) -> str:
@@ -150,12 +151,17 @@ def _parsed(parsed: tuple) -> bool:
 def grade_answer(gold: str, pred: str | None) -> Outcome:
     """Grade an already-extracted prediction against a gold answer string (the core of ``grade_math``)."""
     g = normalize(gold)
-    gold_parsed = _parse(g)
+    percent = _PERCENT.match(g)
+    # A percentage gold n% accepts n and n/100 (what math_verify does under its antlr 4.13 parser; its 4.9.3
+    # parser, which DVC's hydra requires, cannot read \% in a box at all): parse the two values explicitly.
+    gold_parsed = _parse(percent[1]) + _parse(f"\\frac{{{percent[1]}}}{{100}}") if percent else _parse(g)
     if not _parsed(gold_parsed):
         return Outcome.GOLD_UNPARSEABLE
     if pred is None or not pred.strip():
         return Outcome.PRED_UNPARSEABLE
     p = normalize(pred)
+    if percent and _PERCENT.match(p):
+        p = _PERCENT.match(p)[1]
     pred_parsed = _parse(p)
     if not _parsed(pred_parsed):
         return Outcome.PRED_UNPARSEABLE

@@ -16,7 +16,8 @@ from varreason.modeling import save_checkpoint
 from varreason.pipeline.common import device, load_model, rows, timed
 from varreason.training import Example, train_sft
 
-_TRAIN_FIELDS = ("lr", "batch_size", "warmup_frac", "weight_decay", "grad_clip", "checkpoint_every")
+_TRAIN_FIELDS = ("lr", "batch_size", "warmup_frac", "weight_decay", "grad_clip", "adam_betas", "adam_eps",
+                 "checkpoint_every")
 
 
 def train_init(out: Path, c, init: ArtifactRef, set: ArtifactRef, *, scratch: Path, progress: bool = True) -> None:
@@ -45,8 +46,7 @@ def _train(out: Path, c, init: ArtifactRef, sets: list[ArtifactRef], steps: int,
         _launch(out, c, init, sets, steps, seed, scratch)
         return
     net, tok = load_model(init, c.model)
-    examples = [Example(r["prompt"], r["response"], float(r["weight"])) for s in sets
-                for r in rows(s, "examples.parquet")]
+    examples = [Example.from_row(r) for s in sets for r in rows(s, "examples.parquet")]
     with timed(out) as st:
         result = train_sft(net, tok, examples, c.train, steps, c.model.max_length, seed, progress=progress,
                            device=device(), state_dir=scratch)
@@ -56,11 +56,10 @@ def _train(out: Path, c, init: ArtifactRef, sets: list[ArtifactRef], steps: int,
 
 
 def _launch(out: Path, c, init: ArtifactRef, sets: list[ArtifactRef], steps: int, seed: int, scratch: Path) -> None:
-    """Train under ``train.launcher`` in a subprocess (``varreason.run``); its ranks write ``out``."""
+    """Train under ``train.launcher`` in a subprocess (``varreason.launch``); its ranks write ``out``."""
     import json
-    import subprocess
 
-    from varreason.run import launch_command
+    from varreason.launch import DONE_FILE, launch_command, run_launcher
 
     t = c.train
     train = {**{k: getattr(t, k) for k in _TRAIN_FIELDS}, "launcher": t.launcher.model_dump()}
@@ -71,10 +70,10 @@ def _launch(out: Path, c, init: ArtifactRef, sets: list[ArtifactRef], steps: int
     spec_path.write_text(json.dumps(spec))
     with timed(out) as st:
         try:
-            subprocess.run(launch_command(t.launcher, spec_path), check=True)
+            run_launcher(launch_command(t.launcher, spec_path), done=out / DONE_FILE)
         finally:
             spec_path.unlink(missing_ok=True)
-        result = json.loads((out / "train_result.json").read_text())
-        (out / "train_result.json").unlink()
+        result = json.loads((out / DONE_FILE).read_text())
+        (out / DONE_FILE).unlink()
         st.update(result, tokens_trained=result["tokens"],
                   tokens_per_s=round(result["tokens"] / max(result["seconds"], 1e-9), 1))
