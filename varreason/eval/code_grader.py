@@ -42,6 +42,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from varreason.eval.grader import Grade, Outcome, solution_block
+from varreason.procs import owner_env  # the run's reaper must find the sandboxed program too
 
 TIMEOUT_S = 6.0  # per test case, SkyThought's value for LiveCodeBench
 MEMORY_BYTES = 2 << 30
@@ -159,7 +160,7 @@ def run_case(code: str, case: TestCase, func_name: str | None = None, timeout: f
         # stdout goes to a file, not a pipe, so the file-size limit also caps what a runaway print can write
         with open(Path(tmp) / "stdout", "w+") as sink:
             proc = subprocess.Popen([*_netns_prefix(), sys.executable, "-I", str(script)], cwd=tmp,
-                                    env={"PATH": os.defpath, "PYTHONHASHSEED": "0"}, stdin=subprocess.PIPE,
+                                    env={"PATH": os.defpath, "PYTHONHASHSEED": "0", **owner_env()}, stdin=subprocess.PIPE,
                                     stdout=sink, stderr=subprocess.DEVNULL, text=True,
                                     start_new_session=True, preexec_fn=_limits(timeout))
             try:
