@@ -55,6 +55,10 @@ def main(argv: list[str] | None = None, load_flow=None) -> int:
     args = p.parse_args(argv)
     try:
         return _run(args, load_flow)
+    except KeyboardInterrupt:
+        if "flows.server" in sys.modules:
+            sys.modules["flows.server"].interrupted()  # no wait at exit for task runs that will never finish
+        raise
     except UserError as exc:
         msg = " ".join(str(exc).split())  # one line, whatever the raiser wrote
         print(f"error: {msg}", file=sys.stderr)

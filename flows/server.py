@@ -132,9 +132,20 @@ def _count(api: str, since: dt.datetime, states: list[str] | None) -> int:
     return int(resp.json())
 
 
+_interrupted = False
+
+
+def interrupted() -> None:
+    """The run was interrupted (Ctrl-C): its task runs will never all be final, so do not wait for them."""
+    global _interrupted
+    _interrupted = True
+
+
 def settle(api: str, since: dt.datetime, limit: float = SETTLE_S, quiet: float = QUIET_S) -> bool:
     """Wait until the task runs created since ``since`` are all final and their count has not changed for
     ``quiet`` seconds (the recorder has written what it received); give up after ``limit`` s. True if settled."""
+    if _interrupted:
+        return False
     t0 = time.monotonic()
     last, stable_since = None, t0
     while time.monotonic() - t0 < limit:
