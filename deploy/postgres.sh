@@ -40,8 +40,8 @@ if [ -z "${PG_BIN:-}" ]; then
   PG_BIN=$(ls -d /usr/lib/postgresql/*/bin 2>/dev/null | sort -V | tail -n 1 || true)
   [ -n "$PG_BIN" ] || PG_BIN=$(dirname "$(command -v initdb 2>/dev/null || echo /nonexistent/initdb)")
 fi
-[ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pg_ctl" ] ||
-  die "PostgreSQL not found (no initdb in ${PG_BIN}); run \`make postgres\` (Debian: apt-get install -y postgresql) or set PG_BIN"
+[ -x "$PG_BIN/initdb" ] && [ -x "$PG_BIN/pg_ctl" ] || die "PostgreSQL not found (no initdb in ${PG_BIN});" \
+  "run \`make postgres\` (Debian: apt-get install -y postgresql) or set PG_BIN"
 
 as_pg() {  # run a PostgreSQL binary as the cluster's owner
   if [ "$(id -u)" = 0 ]; then runuser -u "$PG_OS_USER" -- "$@"; else "$@"; fi

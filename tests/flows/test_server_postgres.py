@@ -57,8 +57,8 @@ def test_concurrent_and_ray_sharded_runs_on_a_postgres_backed_server(tmp_path):
         assert concurrent["n_503"] == 0 and ray["retries"]["n_503"] == 0, (concurrent, ray["retries"])
         print(f"retries: concurrent {concurrent}, ray {ray['retries']}, ray wall {ray['wall_s']:.0f} s, "
               f"load {ray['loadavg_after']}")
-        assert not subprocess.run([str(ROOT / "deploy" / "postgres.sh"), "status"], cwd=ROOT, env=pg_env).returncode == 0, \
-            "server.sh started PostgreSQL, so it must stop it on exit"
+        status = subprocess.run([str(ROOT / "deploy" / "postgres.sh"), "status"], cwd=ROOT, env=pg_env)
+        assert status.returncode != 0, "server.sh started PostgreSQL, so it must stop it on exit"
     finally:
         shutil.rmtree(home, ignore_errors=True)
 
@@ -90,7 +90,8 @@ def test_the_retry_count_sees_a_real_503(tmp_path):
         env = {**base_env(tmp_path / "home"), **DEBUG_CLIENT,
                "PREFECT_API_URL": f"http://127.0.0.1:{server.server_port}/api"}
         code = ("from prefect.logging.configuration import setup_logging\nsetup_logging()  # as a flow run does\n"
-                "from prefect.client.orchestration import get_client\nwith get_client(sync_client=True) as c: c.hello()")
+                "from prefect.client.orchestration import get_client\n"
+                "with get_client(sync_client=True) as c: c.hello()")
         out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True,
                              timeout=120)
         assert out.returncode == 0, out.stderr[-3000:]

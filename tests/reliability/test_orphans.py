@@ -48,6 +48,7 @@ class Attempt:
                    **{procs.OWNERS: token})
         sets = [*SETS, f"artifacts_dir={state / 'artifacts'}", f"results_dir={state / 'results'}"]
         cmd = [sys.executable, "-m", "flows.vr_em", "--profile", "smoke", *(a for s in sets for a in ("--set", s))]
+        state.mkdir(parents=True, exist_ok=True)
         self.log = state / f"run-{time.monotonic_ns()}.log"
         with open(self.log, "w") as out:
             self.proc = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=out, stderr=subprocess.STDOUT)
