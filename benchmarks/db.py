@@ -133,6 +133,8 @@ def bench_db(profile: str = "smoke", configs: tuple[str, ...] = ("single", "ray2
     rows = []
     with tempfile.TemporaryDirectory(prefix="vr-bench-db-") as tmp:
         root = Path(keep or tmp)
+        root.mkdir(parents=True, exist_ok=True)
+        os.chmod(root, 0o711)  # PostgreSQL's own user (under root) must pass through to its cluster below
         for backend in backends:
             server = (contextlib.nullcontext((None, None)) if backend == "ephemeral-sqlite"
                       else prefect_server(backend.split("-")[1], root / backend / "server"))

@@ -40,8 +40,8 @@ def test_concurrent_and_ray_sharded_runs_on_a_postgres_backed_server(tmp_path):
     # must reach the data directory. deploy/postgres.sh opens this directory to that user's group only.
     home = Path(tempfile.mkdtemp(prefix="vr-pg-test-"))
     try:
-        with prefect_server("postgres", home / "server") as (url, env):
-            pg_env = {**env, "PREFECT_HOME": str(home / "server")}
+        with prefect_server("postgres", home) as (url, env):
+            pg_env = {**env, "PREFECT_HOME": str(home)}
             assert _psql(pg_env, "select version()").startswith("PostgreSQL")
             dump = lambda: subprocess.run([str(ROOT / "deploy" / "postgres.sh"), "dump"], cwd=ROOT, env=pg_env,
                                           capture_output=True, timeout=120, check=True).stdout

@@ -4,7 +4,10 @@ A corpus of malformed inputs in three groups:
 
 (a) config / CLI: the real ``python -m flows.vr_em`` in a subprocess. Each case must exit 2 with one
     ``error:`` line on stderr that names the field and the fix, and no ``Traceback``. The CLI validates before
-    it imports Prefect, so each case costs ~0.3 s.
+    it imports Prefect, so each case costs ~0.3 s. Issue 23 added the inputs that still printed tracebacks
+    (an ``artifacts_dir`` that is a file, a ``--set`` value that is not YAML, ``--params`` naming a directory)
+    and a sweep: paths that are files, directories or unwritable, bad YAML wherever a value is read, empty and
+    huge files, Prefect's state directories and API URL from the environment.
 (b) dataset rows: ``varreason.bespoke`` on local files written to tmp, plus the over-long-example policy of
     the trainer. A malformed row raises ``DataError`` naming file, line and field; the rest are counted policies.
 (c) model outputs into the weights / selection code and the weigh / training-set steps: no end-of-thought, an
