@@ -109,7 +109,8 @@ def marked(token: str, exclude: tuple[int, ...] = ()) -> list[Proc]:
 
 
 def owner_env() -> dict[str, str]:
-    """The marker to pass to a subprocess started with a scrubbed environment, so the reaper still finds it."""
+    """The marker to pass to a subprocess started with a scrubbed environment, so the reaper still finds it
+    (``varreason.eval.code_grader`` does the same inline, to keep this module out of its code fingerprint)."""
     return {OWNERS: os.environ[OWNERS]} if os.environ.get(OWNERS) else {}
 
 
