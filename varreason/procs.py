@@ -116,11 +116,15 @@ def owner_env() -> dict[str, str]:
 
 def reap(token: str, grace: float = 3.0, rounds: int = 5) -> list[Proc]:
     """SIGTERM every process carrying ``token``, SIGKILL what is left after ``grace`` s, repeat (a dying parent
-    may have started a child meanwhile) for up to ``rounds`` rounds. Returns the processes signalled."""
+    may have started a child meanwhile) for up to ``rounds`` rounds, until two scans 0.3 s apart find none.
+    Returns the processes signalled."""
     hit: list[Proc] = []
     me = (os.getpid(),)
     for i in range(rounds):
         found = marked(token, exclude=me)
+        if not found:  # look twice: a process in the middle of execve shows an empty environment for a moment
+            time.sleep(0.3)
+            found = marked(token, exclude=me)
         if not found:
             break
         hit += [p for p in found if p not in hit]
