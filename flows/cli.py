@@ -10,6 +10,9 @@ run as cached or will-run with the reason (``varreason.status``); neither runs a
 A user error (a bad config, a missing path, a malformed dataset row: any ``varreason.config.UserError``) prints
 one ``error:`` line and exits 2, without a traceback; the config, the machine (preflight) and a Bespoke dataset
 are checked before Prefect starts, so these fail in seconds. Anything else is a bug and keeps its traceback.
+A run owns what it starts: every descendant process dies with it, even under ``kill -9``
+(``varreason.procs``), and without ``PREFECT_API_URL`` it starts and stops its own ephemeral Prefect server
+(``flows/server.py``; the server's output goes to ``$PREFECT_HOME/ephemeral-server.log``).
 """
 
 from __future__ import annotations
@@ -19,9 +22,8 @@ import importlib
 import os
 import sys
 
-import yaml
-
-from varreason.config import ConfigError, UserError, load_config
+from varreason.config import ConfigError, UserError, load_config, parse_value
+from varreason.procs import adopt_descendants
 
 
 def _parse_sets(items: list[str]) -> dict:
@@ -30,7 +32,9 @@ def _parse_sets(items: list[str]) -> dict:
         if "=" not in item:
             raise ConfigError(f"--set {item!r}: expected key=value, e.g. --set em.rounds=2")
         key, value = item.split("=", 1)
-        out[key.strip()] = yaml.safe_load(value)
+        if not key.strip():
+            raise ConfigError(f"--set {item!r}: no key before '='; write --set em.rounds=2")
+        out[key.strip()] = parse_value(key.strip(), value)
     return out
 
 
@@ -51,6 +55,10 @@ def main(argv: list[str] | None = None, load_flow=None) -> int:
     args = p.parse_args(argv)
     try:
         return _run(args, load_flow)
+    except KeyboardInterrupt:
+        if "flows.server" in sys.modules:
+            sys.modules["flows.server"].interrupted()  # no wait at exit for task runs that will never finish
+        raise
     except UserError as exc:
         msg = " ".join(str(exc).split())  # one line, whatever the raiser wrote
         print(f"error: {msg}", file=sys.stderr)
@@ -60,6 +68,7 @@ def main(argv: list[str] | None = None, load_flow=None) -> int:
 def _run(args: argparse.Namespace, load_flow) -> int:
     overrides = _parse_sets(args.sets)
     cfg = load_config(args.params, args.profile, overrides)  # fail fast, before Prefect starts
+    _check_seeds(args.seeds)
     if args.plan:
         from varreason.plan import format_plan, plan_round
 
@@ -70,10 +79,8 @@ def _run(args: argparse.Namespace, load_flow) -> int:
 
         print(format_status(cfg, status(cfg)))
         return 0
-    from varreason.preflight import check, check_data
-
-    check(cfg)  # the flow checks again; here a missing GPU, model or dataset fails before Prefect starts
-    check_data(cfg)
+    _preflight(cfg)
+    _start_services()
     vr_em = load_flow() if load_flow else importlib.import_module("flows.vr_em").vr_em
     if not args.seeds:
         vr_em(profile=cfg.profile, params_path=args.params, overrides=overrides)
@@ -86,3 +93,34 @@ def _run(args: argparse.Namespace, load_flow) -> int:
         runs[s] = vr_em(profile=cfg.profile, params_path=args.params, overrides=o)
     print(seed_summary(runs, f"{cfg.results_dir}/seeds"))
     return 0
+
+
+def _start_services() -> None:
+    """From here on every process this run starts dies with it, even under ``kill -9`` (varreason/procs.py);
+    then the configured Prefect server must answer, or the run starts (and at exit stops) its own
+    (flows/server.py)."""
+    adopt_descendants()
+    from flows.server import connect
+
+    connect()
+
+
+def _check_seeds(seeds: list[int] | None) -> None:
+    if seeds and any(s < 0 for s in seeds):
+        raise ConfigError(f"--seeds {' '.join(map(str, seeds))}: seeds must be >= 0")
+    if seeds and len(set(seeds)) < len(seeds):
+        raise ConfigError(f"--seeds {' '.join(map(str, seeds))}: a seed is given twice; list each seed once")
+
+
+def _preflight(cfg) -> None:
+    """Everything checkable before work starts: the machine (GPUs, model, dataset rows) and every path the run
+    writes to or reads from (varreason.inputs), including Prefect's state directories from the environment."""
+    from varreason.inputs import check_inputs, writable_dir
+    from varreason.preflight import check, check_data
+
+    check(cfg)  # the flow checks again; here a missing GPU, model or dataset fails before Prefect starts
+    check_data(cfg)
+    check_inputs(cfg)
+    for var in ("PREFECT_HOME", "PREFECT_LOCAL_STORAGE_PATH"):
+        if os.environ.get(var):
+            writable_dir(os.environ[var], var, f"set {var} to a writable directory")

@@ -92,9 +92,11 @@ def _make_rule(target: str) -> list[str]:
 
 
 def test_make_server_listens_on_loopback_only():
+    """`make server` runs deploy/server.sh, which starts Prefect (and, with DB=postgres, PostgreSQL) on 127.0.0.1."""
     recipe = _make_rule("server")
-    start = [line for line in recipe if "prefect server start" in line]
-    assert len(start) == 1, recipe
-    host = re.search(r"--host[ =](\S+)", start[0])
-    assert host and host.group(1) == "127.0.0.1", start[0]
-    assert "0.0.0.0" not in (ROOT / "Makefile").read_text()
+    assert any("deploy/server.sh" in line for line in recipe), recipe
+    script = (ROOT / "deploy" / "server.sh").read_text()
+    start = [line for line in script.splitlines() if "server start" in line]
+    assert len(start) == 1 and '--host "$HOST"' in start[0], start
+    assert re.search(r"^HOST=127\.0\.0\.1$", script, re.M)
+    assert "0.0.0.0" not in (ROOT / "Makefile").read_text() + script

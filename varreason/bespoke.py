@@ -53,9 +53,15 @@ def read_jsonl(path: Path) -> list[tuple[str, object]]:
 def _read_file(path: Path) -> list[tuple[str, dict]]:
     """``(where, row)`` per row; ``where`` is ``file:line`` (jsonl) or ``file row i``, for error messages."""
     if path.suffix == ".parquet":
+        import pyarrow as pa
         import pyarrow.parquet as pq
 
-        return [(f"{path} row {i}", r) for i, r in enumerate(pq.read_table(path).to_pylist())]
+        try:
+            table = pq.read_table(path)
+        except (pa.ArrowException, OSError) as exc:
+            raise DataError(f"{path}: not a readable parquet file ({str(exc).splitlines()[0][:100]}); "
+                            "rewrite it with pyarrow/pandas or convert it to .jsonl") from None
+        return [(f"{path} row {i}", r) for i, r in enumerate(table.to_pylist())]
     if path.suffix == ".jsonl":
         return read_jsonl(path)
     if path.suffix == ".json":
@@ -93,7 +99,7 @@ def load_rows(dataset: str) -> list[dict]:
     """
     path = Path(dataset)
     if path.is_dir():
-        files = sorted(p for p in path.rglob("*") if p.suffix in (".jsonl", ".json", ".parquet"))
+        files = sorted(p for p in path.rglob("*") if p.suffix in (".jsonl", ".json", ".parquet") and p.is_file())
         if not files:
             raise DataError(f"data.dataset {dataset!r}: the directory holds no .jsonl/.json/.parquet files")
         located = [r for f in files for r in _read_file(f)]

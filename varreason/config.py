@@ -281,11 +281,17 @@ def _deep_merge(base: dict, override: dict) -> dict:
 
 def _resolve_profile(profiles: dict, name: str, seen: tuple[str, ...] = ()) -> dict:
     if name not in profiles:
-        raise ConfigError(f"unknown profile {name!r}: params.yaml defines {sorted(profiles)}; pick one of those")
+        raise ConfigError(f"unknown profile {name!r}: params.yaml defines {sorted(map(str, profiles))}; pick one "
+                          "of those")
     if name in seen:
         raise ConfigError(f"profile {name!r} extends itself through {' -> '.join(seen + (name,))}; break the cycle")
+    if not isinstance(profiles[name] or {}, dict):
+        raise ConfigError(f"profile {name!r}: expected a mapping of sections (data:, model:, ...), got "
+                          f"{type(profiles[name]).__name__}; indent its keys under the profile name")
     raw = dict(profiles[name] or {})
     parent = raw.pop("extends", None)
+    if parent is not None and not isinstance(parent, str):
+        raise ConfigError(f"profile {name!r}: extends must be one profile name, got {parent!r}")
     if parent is not None:
         raw = _deep_merge(_resolve_profile(profiles, parent, seen + (name,)), raw)
     return raw
@@ -293,12 +299,67 @@ def _resolve_profile(profiles: dict, name: str, seen: tuple[str, ...] = ()) -> d
 
 def _set_dotted(tree: dict, dotted: str, value: Any) -> None:
     keys = dotted.split(".")
+    if not all(keys):
+        raise ConfigError(f"override {dotted!r}: empty key; write dotted keys like em.rounds")
     node = tree
-    for key in keys[:-1]:
+    for i, key in enumerate(keys[:-1]):
         if not isinstance(node.get(key), dict):
-            raise ConfigError(f"override {dotted!r}: {key!r} is not a section; sections are {sorted(tree)}")
+            sections = sorted(k for k, v in node.items() if isinstance(v, dict))
+            whole = ".".join(keys[: i + 1])
+            hint = (f"sections are {sections}" if key not in node and sections else
+                    f"if it is an optional section, set it whole: --set '{whole}={{key: value, ...}}'")
+            raise ConfigError(f"override {dotted!r}: {key!r} is not a section; {hint}")
         node = node[key]
     node[keys[-1]] = value
+
+
+MAX_YAML_BYTES = 4 << 20  # params.yaml is a few KB; a bigger file is almost surely the wrong file
+
+
+def read_yaml(path: Path, what: str, error: type[UserError] = ConfigError, missing: str = "fix the path",
+              limit: int = MAX_YAML_BYTES, label: str = "") -> Any:
+    """The YAML document in ``path``; any problem reading or parsing it is one ``error`` line naming ``path``
+    (after ``label``), what is wrong and the fix (``what`` names the setting that gave the path, e.g.
+    ``--params PATH``)."""
+    try:
+        return _read_yaml(path, what, error, missing, limit)
+    except UserError as exc:
+        raise type(exc)(f"{label}{exc}") from None
+
+
+def _read_yaml(path: Path, what: str, error: type[UserError], missing: str, limit: int) -> Any:
+    try:
+        size = path.stat().st_size
+        if path.is_dir():
+            raise error(f"{path}: is a directory; {what} must name a YAML file")
+        if size > limit:
+            raise error(f"{path}: {size / (1 << 20):.1f} MiB, too big for a YAML settings file (limit "
+                        f"{limit >> 20} MiB); check that {what} names the right file")
+        text = path.read_text(encoding="utf-8")
+    except FileNotFoundError:
+        raise error(f"{path}: not found; {missing}") from None
+    except PermissionError:
+        raise error(f"{path}: permission denied; make it readable (chmod a+r) or copy it") from None
+    except UnicodeDecodeError as exc:
+        raise error(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8") from None
+    except OSError as exc:
+        raise error(f"{path}: cannot be read ({exc.strerror}); {what} must name a readable YAML file") from None
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        at = f" at line {mark.line + 1}" if mark else ""
+        raise error(f"{path}: not valid YAML{at}; fix the syntax there") from None
+
+
+def parse_value(key: str, text: str) -> Any:
+    """One ``--set key=value`` value as YAML (``2`` -> int, ``[1, 2]`` -> list, ``abc`` -> str)."""
+    try:
+        return yaml.safe_load(text)
+    except yaml.YAMLError as exc:
+        why = getattr(exc, "problem", None) or "unparsable"
+        raise ConfigError(f"--set {key}={text}: the value is not valid YAML ({why}); write a YAML value such as "
+                          f"2, 0.5, [1, 2] or quote a string: --set '{key}=\"{text}\"'") from None
 
 
 def _format_error(err: ValidationError, where: str) -> str:
@@ -329,23 +390,14 @@ def load_config(path: str | Path = "params.yaml", profile: str | None = None,
         ConfigError: one line naming the offending key and the fix.
     """
     path = Path(path)
-    try:
-        text = path.read_text(encoding="utf-8")
-    except FileNotFoundError:
-        raise ConfigError(f"{path}: not found; run from the project root or pass --params PATH") from None
-    except UnicodeDecodeError as exc:
-        raise ConfigError(f"{path}: not UTF-8 ({exc.reason} at byte {exc.start}); re-save it as UTF-8") from None
-    try:
-        doc = yaml.safe_load(text)
-    except yaml.YAMLError as exc:
-        mark = getattr(exc, "problem_mark", None)
-        at = f" at line {mark.line + 1}" if mark else ""
-        raise ConfigError(f"{path}: not valid YAML{at}; fix the syntax there") from None
+    doc = read_yaml(path, "--params PATH", ConfigError, missing="run from the project root or pass --params PATH")
     if not isinstance(doc, dict) or not isinstance(doc.get("profiles"), dict):
         raise ConfigError(f"{path}: expected a mapping with 'default_profile' and 'profiles'; see README")
     name = profile or doc.get("default_profile")
     if not name:
         raise ConfigError(f"{path}: no profile given and no 'default_profile' set; add one")
+    if not isinstance(name, str):
+        raise ConfigError(f"{path}: default_profile must be a profile name, got {name!r}")
     raw = _resolve_profile(doc["profiles"], name)
     for dotted, value in (overrides or {}).items():
         _set_dotted(raw, dotted, value)

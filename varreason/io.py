@@ -30,6 +30,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 from pydantic import BaseModel, ConfigDict
 
+from varreason.config import ConfigError
 from varreason.faults import building, fault_point
 
 _DONE = ".complete"
@@ -92,6 +93,7 @@ def store_id(root: str | Path) -> str:
     """Identity of an artifact store, created with it. Orchestrators fold it into their cache keys, so deleting
     the store invalidates every cached result that points into it instead of handing out dangling refs."""
     path = Path(root) / ".store-id"
+    _store_dir(Path(root))
     if not path.exists():
         write_atomic(path, uuid.uuid4().hex)
     return path.read_text().strip()
@@ -178,7 +180,7 @@ def _builder_lock(final: Path):
     exclusively knows no live process is building anything of this step (flock dies with its process), so every
     ``.tmp-*`` / ``.stale-*`` dir there is a killed producer's leftover and is removed. Lock files are never
     deleted: deleting one while a process waits on it would let two processes each think they hold it alone."""
-    final.parent.mkdir(parents=True, exist_ok=True)
+    _store_dir(final.parent)
     locks = final.parent.parent / ".locks"
     locks.mkdir(exist_ok=True)
     fd = os.open(locks / final.parent.name, os.O_RDWR | os.O_CREAT, 0o644)
@@ -194,6 +196,15 @@ def _builder_lock(final: Path):
         yield
     finally:
         os.close(fd)
+
+
+def _store_dir(d: Path) -> None:
+    """``mkdir -p d`` in the artifact store; a file in the way (``artifacts_dir`` names a file) is a user error."""
+    try:
+        d.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError) as exc:
+        raise ConfigError(f"artifacts_dir: cannot create {d} ({exc.strerror}: a file is in the way); set "
+                          "artifacts_dir to a directory") from None
 
 
 def work_dir(root: str | Path, step: str, key_parts: dict[str, Any]) -> Path:

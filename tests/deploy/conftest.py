@@ -1,5 +1,6 @@
-"""A real Prefect stack for the deploy tests: server on a free loopback port, `deploy/deploy.sh`, two process
-workers (vr-cpu, vr-gpu), and one `vr-em/tiny` smoke run shared by the integration and the UI tests.
+"""A real Prefect stack for the deploy tests: server on a free loopback port (started as `make server` starts it,
+by deploy/server.sh), `deploy/deploy.sh`, two process workers (vr-cpu, vr-gpu), and one `vr-em/tiny` smoke run
+shared by the integration and the UI tests.
 
 Every process is started in its own session and stopped by its PID (its process group) at teardown: the server
 with SIGTERM then SIGKILL, the workers with SIGKILL (a prefect worker ignores SIGTERM)."""
@@ -38,10 +39,10 @@ class Stack:
         assert out.returncode == 0, f"prefect {' '.join(args)} failed:\n{out.stdout[-3000:]}\n{out.stderr[-3000:]}"
         return out.stdout
 
-    def start(self, name: str, *args: str) -> subprocess.Popen:
+    def start(self, name: str, *args: str, cmd: list[str] | None = None, env: dict | None = None) -> subprocess.Popen:
         log = open(self.tmp / f"{name}.log", "w")
-        p = subprocess.Popen([PREFECT, *args], cwd=ROOT, env=self.env, stdout=log, stderr=subprocess.STDOUT,
-                             start_new_session=True)
+        p = subprocess.Popen(cmd or [PREFECT, *args], cwd=ROOT, env=env or self.env, stdout=log,
+                             stderr=subprocess.STDOUT, start_new_session=True)
         self.procs[name] = p
         return p
 
@@ -114,8 +115,13 @@ def stack(tmp_path_factory):
                PREFECT_LOCAL_STORAGE_PATH=str(tmp / "storage"), PREFECT_WORKER_QUERY_SECONDS="2",
                HF_HUB_OFFLINE="1", TOKENIZERS_PARALLELISM="false", PREFECT=PREFECT)
     s = Stack(url=url, env=env, tmp=tmp)
+    # `make server PREFECT_PORT=<port>`'s script, on a port that is not Prefect's default 4200 and without
+    # PREFECT_API_URL in the server's environment (which would hide a UI still pointing at 4200, issue 23)
+    assert port != 4200
+    server_env = {k: v for k, v in env.items() if k != "PREFECT_API_URL"}
+    server_env.update(PREFECT_PORT=str(port), DB="sqlite")
     try:
-        server = s.start("server", "server", "start", "--host", "127.0.0.1", "--port", str(port))
+        server = s.start("server", cmd=[str(ROOT / "deploy" / "server.sh")], env=server_env)
         deadline = time.monotonic() + 150
         while True:
             try:

@@ -61,7 +61,8 @@ def test_tiny_completes_and_publishes_run_history(stack, runs, tiny_run):
             artifact_filter=ArtifactFilter(flow_run_id=ArtifactFilterFlowRunId(any_=[tiny_run.id])))
 
     arts = {a.key: a for a in stack.api(artifacts) if a.key}
-    assert set(arts) == {"vr-em-smoke-accuracy", "vr-em-smoke-report", "vr-em-smoke-run-info"}, set(arts)
+    assert set(arts) == {"vr-em-smoke-accuracy", "vr-em-smoke-report", "vr-em-smoke-run-info", "vr-em-smoke-status"}, \
+        set(arts)
 
     table = arts["vr-em-smoke-accuracy"].data
     rows = json.loads(table) if isinstance(table, str) else table

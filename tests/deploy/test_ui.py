@@ -3,9 +3,11 @@ opens the tiny run's flow-run page and its metrics-table artifact page on the se
 screenshots and checks that the run name and the metrics table are on screen. Installs nothing: chromium and
 chromium-driver come from `make browser` (a `make test` prerequisite), selenium from the `test` extra."""
 
+import json
 import os
 import shutil
 import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -58,12 +60,21 @@ def _shoot(driver, path: Path) -> Path:
     return path
 
 
+def test_ui_calls_the_api_on_its_own_port(stack):
+    """`make server PREFECT_PORT=N` must tell the UI that its API is on N, not Prefect's default 4200
+    (issue 23: every page said "Can't connect to Server API"). The pages below load data only if it does."""
+    with urllib.request.urlopen(f"{stack.url}/ui-settings", timeout=10) as r:
+        settings = json.loads(r.read())
+    assert settings["api_url"] == f"{stack.url}/api" and not stack.url.endswith(":4200"), settings
+
+
 def test_flow_run_page_shows_the_run(stack, tiny_run, browser, tmp_path_factory):
     shots = tmp_path_factory.mktemp("screenshots")
     browser.get(f"{stack.url}/runs/flow-run/{tiny_run.id}")
     _visible_text(browser, tiny_run.name)        # "vr-em-smoke", the flow_run_name template
     _visible_text(browser, "Completed")
     _visible_text(browser, "tiny")               # the deployment
+    assert "Can't connect to Server API" not in browser.find_element(By.TAG_NAME, "body").text
     shot = _shoot(browser, shots / "flow-run.png")
     if os.environ.get("VR_UPDATE_SCREENSHOT"):  # README's docs/ui-flow-run.png; a plain test run leaves the tree clean
         shutil.copyfile(shot, ROOT / "docs" / "ui-flow-run.png")

@@ -47,6 +47,13 @@ def _scores(metrics_path: Path) -> list[dict]:
 
 @pytest.mark.slow
 def test_concurrent_runs_share_steps_and_never_clobber(tmp_path):
+    check_concurrent_runs(tmp_path)
+
+
+def check_concurrent_runs(tmp_path: Path, extra_env: dict | None = None, db_dump=None) -> dict[str, str]:
+    """The scenario above; ``extra_env`` goes to all three runs (e.g. one shared ``PREFECT_API_URL``, as
+    tests/flows/test_server_postgres.py does), ``db_dump()`` returns the bytes of a database kept outside
+    tmp_path for the canary check. Returns each run's log."""
     canary = f"canary-{secrets.token_hex(12)}"
     store, artifacts = tmp_path / "prefect-storage", tmp_path / "artifacts"
     runs = {"a1": [], "a2": [], "b": ["train.lr=1.0e-3"]}
@@ -56,7 +63,7 @@ def test_concurrent_runs_share_steps_and_never_clobber(tmp_path):
         env.update(PREFECT_HOME=str(tmp_path / f"home-{name}"), PREFECT_LOCAL_STORAGE_PATH=str(store),
                    PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS="180", PREFECT_SERVER_ANALYTICS_ENABLED="false",
                    PREFECT_LOGGING_LEVEL="INFO", OMP_NUM_THREADS="1", HF_HUB_OFFLINE="1",
-                   AWS_SECRET_ACCESS_KEY=canary, HF_TOKEN=canary, PREFECT_API_KEY_CANARY=canary)
+                   AWS_SECRET_ACCESS_KEY=canary, HF_TOKEN=canary, PREFECT_API_KEY_CANARY=canary, **(extra_env or {}))
         sets = [*SMALL, *extra, f"artifacts_dir={artifacts}", f"results_dir={tmp_path / 'results' / name}"]
         cmd = [sys.executable, "-m", "flows.vr_em", "--profile", "smoke", *(a for s in sets for a in ("--set", s))]
         procs[name] = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -92,7 +99,8 @@ def test_concurrent_runs_share_steps_and_never_clobber(tmp_path):
     for d in finals:
         assert (d / _DONE).read_text().strip() == hash_dir(d), d  # complete and never overwritten
 
-    blobs = [log.encode() for log in logs.values()]
+    blobs = [log.encode() for log in logs.values()] + ([db_dump()] if db_dump else [])
     for where in (store, artifacts, results, *(tmp_path / f"home-{n}" for n in runs)):
         blobs += [f.read_bytes() for f in where.rglob("*") if f.is_file()]
     assert len(blobs) > 50 and not [b for b in blobs if canary.encode() in b]
+    return logs

@@ -4,7 +4,10 @@ A corpus of malformed inputs in three groups:
 
 (a) config / CLI: the real ``python -m flows.vr_em`` in a subprocess. Each case must exit 2 with one
     ``error:`` line on stderr that names the field and the fix, and no ``Traceback``. The CLI validates before
-    it imports Prefect, so each case costs ~0.3 s.
+    it imports Prefect, so each case costs ~0.3 s. Issue 23 added the inputs that still printed tracebacks
+    (an ``artifacts_dir`` that is a file, a ``--set`` value that is not YAML, ``--params`` naming a directory)
+    and a sweep: paths that are files, directories or unwritable, bad YAML wherever a value is read, empty and
+    huge files, Prefect's state directories and API URL from the environment.
 (b) dataset rows: ``varreason.bespoke`` on local files written to tmp, plus the over-long-example policy of
     the trainer. A malformed row raises ``DataError`` naming file, line and field; the rest are counted policies.
 (c) model outputs into the weights / selection code and the weigh / training-set steps: no end-of-thought, an
@@ -40,10 +43,29 @@ GOOD = {"question_content": "What is $1+1$?", "think_content": "1+1 is 2.", "sol
 
 
 # ----------------------------------------------------------------------------------------------- (a) CLI
-def _cli(*args: str) -> subprocess.CompletedProcess:
-    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false"}
+def _cli(*args: str, env: dict | None = None) -> subprocess.CompletedProcess:
+    env = {**os.environ, "HF_HUB_OFFLINE": "1", "HF_DATASETS_OFFLINE": "1", "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+           **(env or {})}
     return subprocess.run([sys.executable, "-m", "flows.vr_em", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, timeout=60)
+
+
+def _file(tmp: Path, name: str, data: bytes | str = b"x\n") -> str:
+    p = tmp / name
+    p.parent.mkdir(parents=True, exist_ok=True)
+    p.write_bytes(data.encode() if isinstance(data, str) else data)
+    return str(p)
+
+
+def _dir(tmp: Path, name: str) -> str:
+    (tmp / name).mkdir(parents=True, exist_ok=True)
+    return str(tmp / name)
+
+
+# /sys refuses new files even to root (permission bits would not stop root, as CI runs); a plain user is
+# refused too. The probe creates nothing there.
+UNWRITABLE = "/sys/varreason-test/out"
+LAUNCHER = "train.launcher={kind: accelerate, num_processes: 2, config: %s}"
 
 
 def _params(tmp: Path, edit) -> str:
@@ -123,9 +145,91 @@ CLI_CASES = [
 ]
 
 
+# Issue 23: the three that printed tracebacks, then a sweep of paths (files, directories, unwritable places),
+# YAML everywhere a value is read, empty and huge files, and Prefect's settings in the environment. A builder
+# may return (argv, extra environment).
+CLI_CASES += [
+    ("artifacts-dir-is-a-file", lambda t: ["--set", f"artifacts_dir={_file(t, 'store')}"],
+     ["artifacts_dir", "is a file, not a directory", "--set artifacts_dir=DIR"]),
+    ("set-value-not-yaml", lambda t: ["--set", "sampling.temperature=[1,"],
+     ["--set sampling.temperature=[1,: the value is not valid YAML", "write a YAML value"]),
+    ("params-is-a-directory", lambda t: ["--params", _dir(t, "conf")], ["conf: is a directory", "--params PATH"]),
+    ("artifacts-dir-under-a-file", lambda t: ["--set", f"artifacts_dir={_file(t, 'store')}/sub"],
+     ["store' is a file, so no directory can be made under it"]),
+    ("artifacts-dir-unwritable", lambda t: ["--set", f"artifacts_dir={UNWRITABLE}"],
+     ["artifacts_dir '/sys/varreason-test/out' (its nearest existing parent '/sys') is not writable"]),
+    ("results-dir-is-a-file", lambda t: ["--set", f"results_dir={_file(t, 'results')}"],
+     ["results_dir", "is a file, not a directory", "--set results_dir=DIR"]),
+    ("results-dir-unwritable", lambda t: ["--set", f"results_dir={UNWRITABLE}"], ["results_dir", "not writable"]),
+    ("set-value-open-mapping", lambda t: ["--set", "prompt.reasoner={question"],
+     ["--set prompt.reasoner={question: the value is not valid YAML", "quote a string"]),
+    ("set-value-bad-token", lambda t: ["--set", "em.rounds=@2"], ["em.rounds=@2", "not valid YAML", "'@'"]),
+    ("set-empty-key", lambda t: ["--set", "=3"], ["--set '=3': no key before '='"]),
+    ("set-empty-key-part", lambda t: ["--set", "em..rounds=1"], ["override 'em..rounds': empty key"]),
+    ("set-inside-unset-section", lambda t: ["--set", "train.launcher.kind=torchrun"],
+     ["'launcher' is not a section", "set it whole: --set 'train.launcher={key: value, ...}'"]),
+    ("params-empty-file", lambda t: ["--params", _file(t, "empty.yaml", b"")],
+     ["empty.yaml: expected a mapping with 'default_profile' and 'profiles'"]),
+    ("params-huge-file", lambda t: ["--params", _file(t, "huge.yaml", b"a: 1\n" * (1 << 20))],
+     ["huge.yaml: 5.0 MiB, too big for a YAML settings file", "names the right file"]),
+    ("params-binary-file", lambda t: ["--params", _file(t, "model.safetensors", bytes(range(256)) * 64)],
+     ["model.safetensors: not UTF-8", "re-save it as UTF-8"]),
+    ("params-profile-not-a-mapping", lambda t: ["--params", _params(t, lambda s: s.replace(
+        "profiles:\n", "profiles:\n  flat: [1, 2]\n", 1)), "--profile", "flat"],
+     ["profile 'flat': expected a mapping of sections", "got list"]),
+    ("params-extends-not-a-name", lambda t: ["--profile", "two", "--params", _params(t, lambda s: s.replace(
+        "profiles:\n", "profiles:\n  two: {extends: [tiny, smoke]}\n", 1))],
+     ["profile 'two': extends must be one profile name, got ['tiny', 'smoke']"]),
+    ("params-default-profile-not-a-name", lambda t: ["--params", _params(t, lambda s: s.replace(
+        "default_profile: tiny", "default_profile: [tiny]", 1))], ["default_profile must be a profile name"]),
+    ("seeds-repeated", lambda t: ["--seeds", "0", "1", "0"], ["--seeds 0 1 0: a seed is given twice"]),
+    ("seeds-negative", lambda t: ["--seeds", "-1"], ["--seeds -1: seeds must be >= 0"]),
+    ("model-path-is-a-file", lambda t: ["--set", "model.kind=pretrained", "--set",
+                                        f"model.name_or_path={_file(t, 'ckpt/model.safetensors')}"],
+     ["model.name_or_path", "is a file, not a checkpoint directory", "config.json"]),
+    ("model-dir-without-config", lambda t: ["--set", "model.kind=pretrained", "--set",
+                                            f"model.name_or_path={_dir(t, 'ckpt')}"],
+     ["ckpt' holds no config.json", "save_pretrained"]),
+    ("launcher-config-not-yaml", lambda t: ["--set", LAUNCHER % _file(t, "fsdp.yaml", "fsdp_config: {a: [1\n")],
+     ["train.launcher.config", "fsdp.yaml: not valid YAML at line 2"]),
+    ("launcher-config-missing", lambda t: ["--set", LAUNCHER % (t / "fsdp.yaml")],
+     ["train.launcher.config", "fsdp.yaml: not found", "deploy/accelerate/fsdp.yaml"]),
+    ("launcher-config-is-a-directory", lambda t: ["--set", LAUNCHER % _dir(t, "accel")],
+     ["train.launcher.config", "accel: is a directory"]),
+    ("launcher-config-not-a-mapping", lambda t: ["--set", LAUNCHER % _file(t, "fsdp.yaml", "- a\n- b\n")],
+     ["train.launcher.config", "expected a YAML mapping", "got list"]),
+    ("launcher-config-empty", lambda t: ["--set", LAUNCHER % _file(t, "fsdp.yaml", "")],
+     ["train.launcher.config", "expected a YAML mapping", "got NoneType"]),
+    ("dataset-dir-of-directories", lambda t: [*BESPOKE, "--set", f"data.dataset={_dir(t, 'ds/sub.jsonl')[:-10]}"],
+     ["the directory holds no .jsonl/.json/.parquet files"]),
+    ("dataset-empty-file", lambda t: [*BESPOKE, "--set", f"data.dataset={_file(t, 'train.jsonl', b'')}"],
+     ["holds no rows", "non-empty file"]),
+    ("dataset-not-parquet", lambda t: [*BESPOKE, "--set", f"data.dataset={_file(t, 'train.parquet', 'a,b')}"],
+     ["train.parquet: not a readable parquet file", "convert it to .jsonl"]),
+    ("dataset-json-not-json", lambda t: [*BESPOKE, "--set", f"data.dataset={_file(t, 'train.json', '[{')}"],
+     ["train.json:1: not valid JSON", "fix the syntax"]),
+    ("dataset-wrong-suffix", lambda t: [*BESPOKE, "--set", f"data.dataset={_file(t, 'train.csv', 'a,b')}"],
+     ["train.csv: expected .jsonl, .json or .parquet"]),
+    ("prefect-home-is-a-file", lambda t: ([], {"PREFECT_HOME": _file(t, "home")}),
+     ["PREFECT_HOME", "is a file, not a directory", "set PREFECT_HOME to a writable directory"]),
+    ("prefect-storage-unwritable", lambda t: ([], {"PREFECT_LOCAL_STORAGE_PATH": UNWRITABLE}),
+     ["PREFECT_LOCAL_STORAGE_PATH", "not writable"]),
+    ("prefect-api-url-not-a-url", lambda t: ([], {"PREFECT_API_URL": "127.0.0.1:4200"}),
+     ["PREFECT_API_URL='127.0.0.1:4200' is not an http(s) URL"]),
+    ("prefect-api-url-unreachable", lambda t: ([], {"PREFECT_API_URL": "http://127.0.0.1:9/api"}),
+     ["PREFECT_API_URL='http://127.0.0.1:9/api' is not reachable", "`make server`"]),
+]
+SAFE_DIRS = ("artifacts_dir", "results_dir")  # cases that do not name these get their own, under tmp
+
+
 @pytest.mark.parametrize("argv,needles", [c[1:] for c in CLI_CASES], ids=[c[0] for c in CLI_CASES])
 def test_cli_bad_input_is_one_error_line(tmp_path, argv, needles):
-    res = _cli(*argv(tmp_path))
+    built = argv(tmp_path)
+    args, env = built if isinstance(built, tuple) else (built, {})
+    for key in SAFE_DIRS:  # a case that slipped through would start a run: never in the project's own dirs
+        if not any(a.startswith(f"{key}=") for a in args):
+            args = [*args, "--set", f"{key}={tmp_path / key}"]
+    res = _cli(*args, env=env)
     assert res.returncode == 2, (res.returncode, res.stderr[-2000:])
     assert "Traceback" not in res.stderr and "Traceback" not in res.stdout
     lines = res.stderr.strip().splitlines()
@@ -161,6 +265,7 @@ def test_good_input_passes_the_checks_and_a_user_error_from_the_flow_is_one_line
 
     flow = types.ModuleType("flows.vr_em")  # stands in for the flow module: importing Prefect costs ~10 s here
     monkeypatch.setitem(sys.modules, "flows.vr_em", flow)
+    monkeypatch.setattr(cli, "_start_services", lambda: None)  # no reaper, no Prefect server for a stand-in
     calls = []
     flow.vr_em = lambda **kw: calls.append(kw) or {}
     argv = [*BESPOKE, "--set", "data.dataset=" + _jsonl(tmp_path, [GOOD, {**GOOD, "think_content": ""}])]
@@ -172,6 +277,18 @@ def test_good_input_passes_the_checks_and_a_user_error_from_the_flow_is_one_line
     flow.vr_em = bad_flow
     assert cli.main(argv) == 2
     assert capsys.readouterr().err == "error: rows.jsonl:3: field 'x' is empty; fill it in\n"
+
+
+def test_artifact_store_under_a_file_is_a_user_error_outside_the_cli_too(tmp_path):
+    """A deployment run skips the CLI's checks; the store itself turns the NotADirectoryError of issue 23 into
+    one ConfigError line (the flow reports it as a user error, not a crash inside io._builder_lock)."""
+    from varreason.io import store_id
+
+    root = Path(_file(tmp_path, "store"))
+    with pytest.raises(ConfigError, match=r"artifacts_dir: cannot create .*store/step .*a file is in the way"):
+        produce(root, "step", {"a": 1}, lambda d: (d / "x").write_text("1"))
+    with pytest.raises(ConfigError, match="a file is in the way"):
+        store_id(root / "sub")
 
 
 def test_error_family():

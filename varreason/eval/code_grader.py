@@ -150,6 +150,12 @@ def _limits(timeout: float):
     return apply
 
 
+def _owner_marker() -> dict[str, str]:
+    """The run's ``VARREASON_OWNERS`` marker (varreason.procs), kept in the program's otherwise empty environment
+    so that the run's reaper still finds the program if the run is killed."""
+    return {k: v for k, v in os.environ.items() if k == "VARREASON_OWNERS"}
+
+
 def run_case(code: str, case: TestCase, func_name: str | None = None, timeout: float = TIMEOUT_S) -> Outcome:
     """``CORRECT`` (test passed), ``WRONG`` (wrong output or a crash) or ``TIMEOUT`` for one test case."""
     program = _PRELUDE + code + (_FUNCTIONAL_DRIVER.format(func=func_name) if case.functional else "")
@@ -159,7 +165,8 @@ def run_case(code: str, case: TestCase, func_name: str | None = None, timeout: f
         # stdout goes to a file, not a pipe, so the file-size limit also caps what a runaway print can write
         with open(Path(tmp) / "stdout", "w+") as sink:
             proc = subprocess.Popen([*_netns_prefix(), sys.executable, "-I", str(script)], cwd=tmp,
-                                    env={"PATH": os.defpath, "PYTHONHASHSEED": "0"}, stdin=subprocess.PIPE,
+                                    env={"PATH": os.defpath, "PYTHONHASHSEED": "0", **_owner_marker()},
+                                    stdin=subprocess.PIPE,
                                     stdout=sink, stderr=subprocess.DEVNULL, text=True,
                                     start_new_session=True, preexec_fn=_limits(timeout))
             try:
