@@ -14,10 +14,9 @@ if __name__ == "__main__":  # the CLI validates params.yaml before Prefect is im
 
     raise SystemExit(main())
 
-import contextvars
-from concurrent.futures import ThreadPoolExecutor
-
 from prefect import flow
+
+from flows.concurrency import at_once
 
 from flows.shards import run_sharded
 from tasks.preflight import preflight
@@ -28,16 +27,6 @@ from varreason.config import ExperimentConfig, load_config
 from varreason.recipe import compose, in_order, split_args
 from varreason.report import Stage
 from varreason.steps import STEPS
-
-
-def _at_once(chains) -> None:
-    """Run independent chains in threads of this flow run (each thread keeps the flow's Prefect context); a GPU
-    step still waits for the `gpu` tag's concurrency slot, and two chains reaching one step key compute it once
-    (the cache lock, tasks/caching.py). The first failure is raised once every chain has stopped."""
-    with ThreadPoolExecutor(max_workers=len(chains)) as pool:
-        futures = [pool.submit(contextvars.copy_context().run, chain) for chain in chains]
-    for f in futures:
-        f.result()
 
 
 def _runner(c: ExperimentConfig, stages: list[Stage]):
@@ -64,7 +53,9 @@ def vr_em(profile: str | None = None, params_path: str = "params.yaml", override
     preflight(c)
     publish_status(c)  # what this run will reuse and what it will compute, as a Prefect artifact
     stages: list[Stage] = []
-    compose(c, _runner(c, stages), chains=_at_once if c.em.concurrent_chains else in_order)
+    # chains at once: each in a thread of this run; a GPU step still waits for the `gpu` tag's slot, and two chains
+    # reaching one step key compute it once (the cache lock, tasks/caching.py)
+    compose(c, _runner(c, stages), chains=at_once if c.em.concurrent_chains else in_order)
     summary = publish_results(c, stages)
     version_run(c, params_path, overrides, summary["git_commit"])  # dvc.lock + push; a no-op off the DVC profile
     return summary

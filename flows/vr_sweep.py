@@ -4,7 +4,8 @@ subflow of one parent run, then one summary (means, paired CIs, ablations, easy-
 Run: ``python -m flows.vr_sweep [--grid science/grid.yaml] [--concurrency 1] [--arms main] [--seeds 0 1]``
 (``make science`` runs the whole grid). Arms share every cached step: a run whose inputs match an earlier
 run's (the same seed's pi_theta0, q_phi0, task data; round 1 of a round-2-only ablation) gets ``Cached``.
-Arms run ``concurrency`` at a time, each in a thread of this process (1 on a 2-core CPU). Threads share torch's
+Arms run ``concurrency`` at a time, each a subflow in a thread of this process (``flows/concurrency.py``; 1 on
+a 2-core CPU: one after another in the flow's own thread). Threads share torch's
 global RNG, which only model initialisation draws from (``init-backbone``, once per seed): with concurrency > 1
 two seeds initialised at the same moment could interleave their draws, so runs meant to reproduce a table
 bit for bit use concurrency 1 (or separate processes: deployments on a process worker).
@@ -19,20 +20,18 @@ if __name__ == "__main__":  # the grid and params are checked before Prefect is 
 
 from pathlib import Path
 
-from prefect import flow, task
-from prefect.cache_policies import NO_CACHE
+from prefect import flow
 from prefect.runtime import flow_run
-from prefect.task_runners import ThreadPoolTaskRunner
 
+from flows.concurrency import at_once
 from flows.vr_em import vr_em
 from tasks.science import publish_sweep
 from varreason.config import load_config
 from varreason.sweep import expand, load_grid
 
 
-@task(name="run-arm", task_run_name="arm-{arm}-seed-{seed}", cache_policy=NO_CACHE, persist_result=False)
 def run_arm(profile: str, params_path: str, overrides: dict, arm: str, seed: int) -> dict:
-    """One grid cell as a ``vr-em`` subflow (the task only gives it a thread and a name in the UI)."""
+    """One grid cell: a ``vr-em`` subflow named after its arm and seed."""
     named = vr_em.with_options(flow_run_name=f"vr-em-{profile}-{arm}-seed-{seed}")
     return named(profile=profile, params_path=params_path, overrides=overrides)
 
@@ -52,13 +51,11 @@ def vr_sweep(grid_path: str = "science/grid.yaml", params_path: str = "params.ya
     profile = profile or grid.profile
     c = load_config(params_path, profile, base_overrides)
     runs = expand(grid, c.results_dir, arms, seeds)
-    with ThreadPoolTaskRunner(max_workers=concurrency) as runner:
-        futures = [runner.submit(run_arm, {"profile": profile, "params_path": params_path, "arm": r["arm"],
-                                           "seed": r["seed"],
-                                           "overrides": {**(base_overrides or {}), **r["overrides"]}})
-                   for r in runs]
-        summaries: dict[str, dict[int, dict]] = {}
-        for r, f in zip(runs, futures):
-            summaries.setdefault(r["arm"], {})[r["seed"]] = f.result()
+    calls = [lambda r=r: run_arm(profile, params_path, {**(base_overrides or {}), **r["overrides"]}, r["arm"],
+                                 r["seed"]) for r in runs]
+    results = [call() for call in calls] if concurrency <= 1 else at_once(calls, concurrency)
+    summaries: dict[str, dict[int, dict]] = {}
+    for r, res in zip(runs, results):
+        summaries.setdefault(r["arm"], {})[r["seed"]] = res
     return publish_sweep(grid.model_copy(update={"profile": profile}), summaries, c.objective.trace_cutoff,
                          out_dir or grid.out_dir)

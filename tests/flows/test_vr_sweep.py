@@ -50,7 +50,8 @@ def test_sweep_smoke_two_arms_two_seeds(harness, tmp_path):
     grid = {"profile": "smoke", "out_dir": str(tmp_path / "summary"),
             "arms": {"main": {"seeds": [0, 1]},
                      "k1": {"seeds": [0, 1], "overrides": {"sampling.traces_per_question": 1,
-                                                           "baselines.rft_samples": 1}}},
+                                                           "baselines.rft_samples": 1,
+                                                           "objective.estimators": ["gml"]}}},
             "analysis": {"metrics": ["avg@n", "pass@2"], "contrasts": [["em-gml", "rft"], ["em-gml", "sft"]],
                          "ablations": [{"name": "K", "method": "em-gml", "round": 1, "baseline": "main",
                                         "arms": ["k1"]}],
@@ -58,7 +59,9 @@ def test_sweep_smoke_two_arms_two_seeds(harness, tmp_path):
     path = tmp_path / "grid.yaml"
     path.write_text(yaml.safe_dump(grid, sort_keys=False))  # arms run in file order: main, then k1
     load_grid(path)  # valid
-    base = {"artifacts_dir": str(tmp_path / "artifacts"), "em.rounds": 1, "objective.estimators": ["gml"]}
+    # main runs both estimators: their chains share round 1's traces (one key), which once deadlocked a sweep
+    # whose subflows ran inside tasks (nested cache transactions hold their locks until the outer one commits)
+    base = {"artifacts_dir": str(tmp_path / "artifacts"), "em.rounds": 1, "objective.estimators": ["acc", "gml"]}
     state = vr_sweep(grid_path=str(path), params_path=str(ROOT / "params.yaml"), concurrency=1,
                      base_overrides=base, return_state=True)
     assert state.is_completed()
@@ -85,6 +88,7 @@ def test_sweep_smoke_two_arms_two_seeds(harness, tmp_path):
         assert [_state(first, n) for n in UPSTREAM] == ["Completed"] * len(UPSTREAM), first
         assert [_state(second, n) for n in UPSTREAM] == ["Cached"] * len(UPSTREAM), second  # shared
         assert second["sample-traces-em-gml-r1"] == "Completed"  # K changed: new traces
+        assert first["sample-traces-em-gml-r1"] == "Cached"  # the Acc chain's, computed once
 
 
 def _state(states: dict, prefix: str) -> str:
