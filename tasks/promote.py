@@ -43,7 +43,7 @@ class DvcStore:
     def put(self, c: pr.Candidate) -> tuple[dict, bool]:
         path = out_path(self.cfg, STEPS["train-reasoner"].run_name(c.method, c.round))
         if ref_at(path).sha != c.checkpoint.sha:
-            raise pr.PromotionError(f"{path} is not this run's checkpoint {c.checkpoint.sha}; dvc-version must run first")
+            raise pr.PromotionError(f"{path} is not this run's checkpoint {c.checkpoint.sha}; dvc-version runs first")
         remote = dvc("remote", "default", check=False).stdout.strip()
         if not remote:
             raise pr.PromotionError("no default DVC remote to push to; add one (dvc remote add -d NAME URL)")
@@ -112,7 +112,7 @@ def _one(cfg: ExperimentConfig, c: pr.Candidate, store, run: dict, base: dict | 
         with transaction(commit_mode=CommitMode.LAZY) as txn:  # LAZY + explicit commit: see docs/reliability.md
             stored = push_checkpoint(store, c)
             fault_point("promote-pushed")
-            doc = pr.make_pointer(c, ev, stored, run, reasons, previous, cfg.promotion,
+            doc = pr.make_pointer(cfg.profile, c, ev, stored, run, reasons, previous, cfg.promotion,
                                   datetime.now(timezone.utc).isoformat(timespec="seconds"))
             write_pointer(str(path), doc, previous, c)
             check_pointer(path, doc, store)

@@ -216,11 +216,11 @@ def read_pointer(path: Path) -> dict | None:
     return doc
 
 
-def make_pointer(c: Candidate, ev: Evidence, stored: dict, run: dict, reasons: list[str], previous: dict | None,
-                 cfg: PromotionConfig, now: str) -> dict:
+def make_pointer(profile: str, c: Candidate, ev: Evidence, stored: dict, run: dict, reasons: list[str],
+                 previous: dict | None, cfg: PromotionConfig, now: str) -> dict:
     """The pointer document (see the module docstring); ``previous`` is kept one level deep."""
     prev = {k: v for k, v in previous.items() if k != "previous"} if previous else None
-    return {"schema": 1, "method": c.method, "round": c.round, "promoted_at": now,
+    return {"schema": 1, "profile": profile, "method": c.method, "round": c.round, "promoted_at": now,
             "checkpoint": {"path": c.checkpoint.path, "sha": c.checkpoint.sha}, "stored": stored,
             "evaluation": {"path": c.evaluation.path, "sha": c.evaluation.sha, "identity": ev.eval_id,
                            "metrics": {k: v for k, v in ev.metrics.items() if k != "tasks"}},

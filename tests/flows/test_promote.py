@@ -32,7 +32,8 @@ def harness():
 
 
 def _cfg(tmp: Path, **more):
-    return load_config(ROOT / "params.yaml", "smoke", {"artifacts_dir": str(tmp / "artifacts"), "promotion.enabled": True,
+    return load_config(ROOT / "params.yaml", "smoke", {"artifacts_dir": str(tmp / "artifacts"),
+                                                       "promotion.enabled": True,
                                                        "promotion.dir": str(tmp / "promoted"), **more})
 
 

@@ -162,13 +162,15 @@ def test_pointer_write_read_restore_and_rollback(tmp_path, capsys):
     path = pr.pointer_path(tmp_path / "promoted", "smoke", c.method, shared=False)
     assert path == tmp_path / "promoted" / ".local" / "smoke" / "em-acc.json"
     assert pr.read_pointer(path) is None
-    first = pr.make_pointer(c, pr.evidence(c), {"kind": "local"}, {"flow_run_name": "a"}, ["ok"], None, GATE, "t0")
+    first = pr.make_pointer("smoke", c, pr.evidence(c), {"kind": "local"}, {"flow_run_name": "a"}, ["ok"], None, GATE,
+                            "t0")
     write_json(path, first)
-    second = pr.make_pointer(c, pr.evidence(c), {"kind": "local"}, {"flow_run_name": "b"}, ["ok"],
+    second = pr.make_pointer("smoke", c, pr.evidence(c), {"kind": "local"}, {"flow_run_name": "b"}, ["ok"],
                              pr.read_pointer(path), GATE, "t1")
     assert second["previous"] == {k: v for k, v in first.items() if k != "previous"}  # one level deep
     assert "tasks" not in second["evaluation"]["metrics"]
-    assert second["train"] == TRAIN and second["evaluation"]["identity"] == pr.eval_identity(c.evaluation.path)
+    assert second["profile"] == "smoke" and second["train"] == TRAIN
+    assert second["evaluation"]["identity"] == pr.eval_identity(c.evaluation.path)
     write_json(path, second)
     assert pr.main(["rollback", "--dir", str(tmp_path / "promoted"), "--profile", "smoke", "--method", "em-acc",
                     "--local"]) == 0
