@@ -1,11 +1,11 @@
 """Task: eval-gated promotion of a run's reasoners (``varreason.promotion``), each one a Prefect transaction.
 
-Per method (em-acc, em-gml, rft) the candidate is gated; if it passes, one transaction runs: push the checkpoint
-(``push-<method>``: ``dvc push`` of its stage out on a DVC-versioned run, else a verified copy into the local
-store), write the pointer atomically (``point-<method>``), read it back and check the stored object. A failure
-anywhere in it rolls back, newest step first: the previous pointer is put back, and a store copy this push made
-is removed unless a pointer names it (a DVC push is never undone: the object is an out of dvc.lock, which
-``dvc-version`` pushes anyway). A SIGKILL between push and pointer leaves the previous pointer and the pushed
+Per method (em-acc, em-gml, rft, grpo where it runs) the candidate is gated; if it passes, one transaction runs:
+push the checkpoint (``push-<method>``: ``dvc push`` of its stage out on a DVC-versioned run, else a verified copy
+into the local store), write the pointer atomically (``point-<method>``), read it back and check the stored object.
+A failure anywhere in it rolls back, newest step first: the previous pointer is put back, and a store copy this
+push made is removed unless a pointer names it (a DVC push is never undone: the object is an out of dvc.lock,
+which ``dvc-version`` pushes anyway). A SIGKILL between push and pointer leaves the previous pointer and the pushed
 object, which the next promotion of that checkpoint reuses. Runs after ``dvc-version`` (the push needs dvc.lock).
 """
 
@@ -28,20 +28,27 @@ from varreason.config import ExperimentConfig
 from varreason.faults import fault_point
 from varreason.io import write_json
 from varreason.pipeline.stages import out_path, ref_at
+from varreason.recipe import graph
 from varreason.steps import STEPS
 
 ONCE = dict(cache_policy=NO_CACHE, persist_result=False, retries=0)
 
 
+def trained_by(cfg: ExperimentConfig, method: str, rnd: int) -> str:
+    """The recipe's task run (= DVC stage) that trained ``method``'s reasoner of round ``rnd``: train-pi-<m>-r<R>."""
+    return next(n.run for n in graph(cfg) if (n.method, n.round) == (method, rnd) and STEPS[n.step].report == "train")
+
+
 @dataclass(frozen=True)
 class DvcStore:
-    """The DVC remote: a checkpoint is the out ``dvc/<profile>/train-pi-<method>-r<round>`` of dvc.lock."""
+    """The DVC remote: a checkpoint is the out ``dvc/<profile>/train-pi-<method>-r<round>`` of dvc.lock (the stage
+    of the recipe step that trained it)."""
 
     cfg: ExperimentConfig
     shared = True
 
     def put(self, c: pr.Candidate) -> tuple[dict, bool]:
-        path = out_path(self.cfg, STEPS["train-reasoner"].run_name(c.method, c.round))
+        path = out_path(self.cfg, trained_by(self.cfg, c.method, c.round))
         if ref_at(path).sha != c.checkpoint.sha:
             raise pr.PromotionError(f"{path} is not this run's checkpoint {c.checkpoint.sha}; dvc-version runs first")
         remote = dvc("remote", "default", check=False).stdout.strip()
@@ -87,14 +94,6 @@ def _unpoint(txn) -> None:
     pr.restore(Path(u["path"]), u["previous"])
 
 
-def check_pointer(path: Path, doc: dict, store) -> None:
-    """After the write: the pointer reads back as written and names a stored object."""
-    got = pr.read_pointer(path)
-    if got is None or got["checkpoint"] != doc["checkpoint"] or got["stored"] != doc["stored"]:
-        raise pr.PromotionError(f"{path} does not read back as written")
-    store.verify(doc["stored"])
-
-
 def _one(cfg: ExperimentConfig, c: pr.Candidate, store, run: dict, base: dict | None) -> dict:
     path = pr.pointer_path(cfg.promotion.dir, cfg.profile, c.method, store.shared)
     out = {"method": c.method, "round": c.round, "sha": c.checkpoint.sha, "pointer": str(path)}
@@ -115,7 +114,7 @@ def _one(cfg: ExperimentConfig, c: pr.Candidate, store, run: dict, base: dict | 
             doc = pr.make_pointer(cfg.profile, c, ev, stored, run, reasons, previous, cfg.promotion,
                                   datetime.now(timezone.utc).isoformat(timespec="seconds"))
             write_pointer(str(path), doc, previous, c)
-            check_pointer(path, doc, store)
+            pr.check_pointer(path, doc, store)
             if not txn.commit():
                 raise pr.PromotionError("the transaction did not commit")
     except Exception as exc:  # noqa: BLE001 - rolled back: record why, keep the run's results

@@ -225,7 +225,10 @@ class EMConfig(_Frozen):
 
 class BaselinesConfig(_Frozen):
     rft: bool
-    rft_samples: int = Field(ge=1, description="samples per question from pi for RFT (match K for equal budget)")
+    rft_samples: int = Field(ge=1, description="samples per question from pi for RFT and GRPO (match K for equal "
+                             "budget)")
+    grpo: bool = Field(False, description="run the binary-reward GRPO baseline (method.md §7) on RFT's samples")
+    grpo_clip: float = Field(0.2, gt=0, lt=1, description="GRPO's ratio clip epsilon")
 
 
 class ShardingConfig(_Frozen):
@@ -242,7 +245,7 @@ class ShardingConfig(_Frozen):
 
 class PromotionConfig(_Frozen):
     """Eval-gated promotion (``varreason.promotion``; docs/reliability.md "Promotion"). After the results are
-    published, the last round's reasoner of each method (the EM estimators and RFT; SFT is the baseline) becomes
+    published, the last round's reasoner of each method (the EM estimators, RFT, GRPO; SFT is the baseline) becomes
     the promoted checkpoint of (profile, method) only if it passes this gate. Non-finite evaluation metrics or
     training loss always refuse; the checks below are the configurable part."""
 

@@ -120,7 +120,8 @@ def train_from_spec(spec: dict) -> "TrainResult | None":
         model.gradient_checkpointing_enable()
     examples = [Example.from_row(r) for p in spec["sets"] for r in read_rows(Path(p))]
     result = train_sft(model, tok, examples, cfg, spec["steps"], mcfg.max_length, spec["seed"],
-                       objective=spec.get("objective", "weighted_sft"), progress=False,
+                       objective=spec.get("objective", "weighted_sft"),
+                       objective_options=spec.get("objective_options"), progress=False,
                        state_dir=Path(spec["state_dir"]) if spec.get("state_dir") else None, ranks=ranks)
     del model  # wrapped in place under FSDP: ranks.model must hold the last reference (_free_model)
     state = acc.get_state_dict(ranks.model)  # gathered full state dict (on the main process under FSDP)

@@ -94,40 +94,41 @@ def group_advantages(rewards: Tensor, eps: float = 1e-6) -> tuple[Tensor, dict[s
 
 
 def grpo_loss(logits: Tensor, labels: Tensor, weights: Tensor, normalizer: float | None = None, *,
-              advantages: Tensor, old_logps: Tensor, clip_eps: float = 0.2) -> tuple[Tensor, dict[str, float]]:
+              advantage: Tensor, old_logp: Tensor, clip_eps: float = 0.2) -> tuple[Tensor, dict[str, float]]:
     """Clipped policy-gradient surrogate of GRPO (Shao et al. 2024, arXiv 2402.03300) on fixed samples.
 
     ``loss = - sum_b w_b sum_t min(r_bt A_b, clip(r_bt, 1 - eps, 1 + eps) A_b) / normalizer`` with the
-    per-token ratio ``r_bt = exp(log pi_theta(y_bt) - old_logps_bt)`` against the policy that sampled.
+    per-token ratio ``r_bt = exp(log pi_theta(y_bt) - old_logp_bt)`` against the policy that sampled.
 
     Args:
         logits: [B, T, V]; labels: [B, T] next-token targets, IGNORE outside the response (as ``weighted_sft``).
         weights: [B] example weights >= 0 (1 for a sampled response).
         normalizer: constant divisor (the loop's per-run constant); None -> the batch's target token count.
-        advantages: [B] signed advantage of each example (``group_advantages`` of its question's group).
-        old_logps: [B, T] log-prob of each label token under the sampling policy (temperature 1), aligned with
+        advantage: [B] signed advantage of each example (``group_advantages`` of its question's group).
+        old_logp: [B, T] log-prob of each label token under the sampling policy (temperature 1), aligned with
             ``labels``; ignored at IGNORE. NaN marks a token with no sampling policy (seed-data rows mixed in):
             it is taken as on-policy, ratio exactly 1, so a row with advantage 1 and all-NaN old log-probs is
             plain SFT.
-        clip_eps: epsilon of the ratio clip.
+        clip_eps: epsilon of the ratio clip (``baselines.grpo_clip``; a keyword with a default, so it is an option
+            of the objective, not a data column).
 
     Differences from DeepSeek's GRPO: no KL penalty to a reference model (beta = 0, TRL's default); the
     token sum is divided by a constant (as our weighted SFT, Dr. GRPO's choice) instead of each response's
     length 1/|o_i|, which favours short wrong answers; samples are drawn once per round, so the loop reuses
     them for many optimizer steps and the clip against the sampling policy is what keeps the update near it
     (an unclipped negative-advantage term would drive the log-prob of wrong responses to -inf). With
-    ``old_logps`` equal to the current log-probs (first step) the gradient is ``A * grad log pi``, i.e. that
+    ``old_logp`` equal to the current log-probs (first step) the gradient is ``A * grad log pi``, i.e. that
     of ``weighted_sft_loss`` with weight A.
     """
     if not torch.isfinite(weights).all() or (weights < 0).any():
         raise ValueError("weights must be finite and >= 0")
-    if not torch.isfinite(advantages).all():
+    if not torch.isfinite(advantage).all():
         raise ValueError("advantages must be finite")
     mask = labels != IGNORE  # [B, T]
     logp = -token_nll(logits, labels)  # [B, T], 0 at IGNORE
-    old = torch.where(old_logps.isnan(), logp.detach(), old_logps.to(logp.dtype))
+    old = torch.where(old_logp.isnan(), logp.detach(), old_logp.to(logp.dtype))
     ratio = torch.exp(torch.where(mask, logp - old, torch.zeros_like(logp)))  # [B, T]
-    adv = advantages.to(logp.dtype)[:, None]  # [B, 1]
+    adv = advantage.to(logp.dtype)[:, None]  # [B, 1]
     surrogate = torch.minimum(ratio * adv, ratio.clamp(1 - clip_eps, 1 + clip_eps) * adv) * mask
     n_tok = mask.sum()
     denom = float(n_tok.clamp(min=1)) if normalizer is None else normalizer
@@ -137,7 +138,7 @@ def grpo_loss(logits: Tensor, labels: Tensor, weights: Tensor, normalizer: float
         n = float(n_tok.clamp(min=1))
         stats = {"nll_per_token": float(-(logp * mask).sum() / n), "tokens": float(n_tok),
                  "weight_sum": float(weights.sum()), "clip_frac": float(clipped.sum()) / n,
-                 "ratio_mean": float((ratio * mask).sum()) / n, "adv_mean": float(advantages.double().mean())}
+                 "ratio_mean": float((ratio * mask).sum()) / n, "adv_mean": float(advantage.double().mean())}
     return loss, stats
 
 
@@ -146,5 +147,8 @@ OBJECTIVES: dict[str, ObjectiveFn] = {"weighted_sft": weighted_sft_loss, "grpo":
 
 
 def objective_columns(fn: ObjectiveFn) -> tuple[str, ...]:
-    """The per-example data columns ``fn`` reads: the names of its keyword-only parameters, in order."""
-    return tuple(p.name for p in inspect.signature(fn).parameters.values() if p.kind is p.KEYWORD_ONLY)
+    """The per-example data columns ``fn`` reads: the names of its keyword-only parameters without a default, in
+    order (a keyword-only parameter with a default, e.g. ``grpo_loss``'s ``clip_eps``, is an option the caller
+    binds, ``training.train_sft(objective_options=...)``)."""
+    return tuple(p.name for p in inspect.signature(fn).parameters.values()
+                 if p.kind is p.KEYWORD_ONLY and p.default is p.empty)

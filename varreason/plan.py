@@ -161,8 +161,61 @@ def format_plan(cfg: ExperimentConfig, rows: list[PlanRow]) -> str:
     total = sum(r.est_tokens for r in rows)
     gpu_tasks = sum(r.gpus > 0 for r in rows)
     lines += ["", f"{len(rows)} task runs, {gpu_tasks} of them on GPUs (largest request: "
-              f"{max(r.gpus for r in rows)} GPUs); at most {_human(total)} tokens in all", "", *format_shards(cfg)]
+              f"{max(r.gpus for r in rows)} GPUs); at most {_human(total)} tokens in all", "", *format_shards(cfg),
+              "", *format_chains(cfg)]
     return "\n".join(lines)
+
+
+_RATE_KEYS = {"generate": "generate_tokens_per_s", "score": "score_tokens_per_s", "train": "train_tokens_per_s"}
+
+
+def _kind(step: str) -> str:
+    s = STEPS[step]
+    return "train" if s.scratch else "generate" if "sampling.backend" in s.reads else "score"
+
+
+def chains(cfg: ExperimentConfig, rates: dict[str, float] | None = None) -> list[dict]:
+    """The whole run (every round) split into the set-up and the independent chains (``em-<est>``, ``rft``,
+    ``grpo``): per chain its GPU steps, token upper bound and, given measured per-GPU ``rates`` (tokens/s by kind:
+    ``generate_tokens_per_s``, ``score_tokens_per_s``, ``train_tokens_per_s``, e.g. from
+    ``benchmarks/results-gpu.json``), GPU-hours = tokens / rate (a step on g GPUs runs ~g times faster and holds g
+    GPUs, so its GPU-hours do not depend on g) and wall-hours = GPU-hours / g."""
+    out: dict[str, dict] = {}
+    for node in graph(cfg):
+        name = "set-up" if node.method in ("data", "sft") else node.method
+        c = out.setdefault(name, {"chain": name, "steps": 0, "tokens": 0, "gpu_h": 0.0, "wall_h": 0.0})
+        gpus = resources(cfg, node.step)[0]
+        tok = tokens(cfg, node.step)[0]
+        c["steps"] += 1
+        c["tokens"] += tok
+        rate = (rates or {}).get(_RATE_KEYS[_kind(node.step)]) if gpus else None
+        if rate:
+            c["gpu_h"] += tok / rate / 3600
+            c["wall_h"] += tok / rate / 3600 / gpus
+    return list(out.values())
+
+
+def format_chains(cfg: ExperimentConfig, rates: dict[str, float] | None = None) -> list[str]:
+    """The chains of the whole run and its critical path: set-up then the longest chain when they run at once
+    (``em.concurrent_chains``), set-up then every chain in turn otherwise."""
+    rows = chains(cfg, rates)
+    setup, rest = rows[0], rows[1:]
+    by = "wall_h" if rates else "tokens"
+    longest = max(rest, key=lambda r: r[by]) if rest else setup
+    unit = (lambda r: f"{r['gpu_h']:.1f} GPU-h, {r['wall_h']:.1f} h wall") if rates else (lambda r: "rates unknown")
+    lines = [f"chains of the whole run ({cfg.em.rounds} rounds), token counts upper bounds:", "",
+             "| chain | steps | est. tokens | GPU-hours |", "|---|---|---|---|"]
+    lines += [f"| {r['chain']} | {r['steps']} | {_human(r['tokens'])} | {unit(r)} |" for r in rows]
+    mode = "at once (em.concurrent_chains)" if cfg.em.concurrent_chains else "one after another"
+    if cfg.em.concurrent_chains:
+        path = f"set-up -> {longest['chain']}"
+    else:
+        path = "set-up -> " + " -> ".join(r["chain"] for r in rest)
+    lines += ["", f"critical path, chains {mode}: {path}"]
+    if not rates:
+        lines.append("GPU-hours need measured per-GPU rates: `make gpu-check` on a GPU writes them "
+                     "(benchmarks/results-gpu.json); none is recorded here")
+    return lines
 
 
 def format_shards(cfg: ExperimentConfig) -> list[str]:

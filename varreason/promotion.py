@@ -2,8 +2,9 @@
 local store that keeps a promoted checkpoint of a run DVC does not version. Pure library: the Prefect task that
 runs it as a transaction (push, pointer, check; rolled back on failure) and the DVC push are ``tasks/promote.py``.
 
-For each method of a run other than the SFT baseline (``em-acc``, ``em-gml``, ``rft``), the candidate is the
-reasoner of its last round and that reasoner's evaluation (``candidates``). ``gate`` checks it against
+For each method of a run other than the SFT baseline (``em-acc``, ``em-gml``, ``rft``, ``grpo`` where
+``baselines.grpo`` is on), the candidate is the reasoner of its last round and that reasoner's evaluation
+(``candidates``). ``gate`` checks it against
 ``promotion:`` of params.yaml: every number in the evaluation's metrics.json finite, the training loss
 (``final_loss``, ``mean_nll`` of the checkpoint's stats.json) finite, accuracy >= ``min_accuracy``, >= the lower 95%
 CI bound of this run's SFT baseline (``not_below_baseline``) and >= the lower bound of the checkpoint promoted
@@ -226,6 +227,14 @@ def make_pointer(profile: str, c: Candidate, ev: Evidence, stored: dict, run: di
                            "metrics": {k: v for k, v in ev.metrics.items() if k != "tasks"}},
             "train": {k: ev.train.get(k) for k in ("final_loss", "mean_nll", "steps")}, "run": run,
             "gate": {"config": cfg.model_dump(), "reasons": reasons}, "previous": prev}
+
+
+def check_pointer(path: Path, doc: dict, store) -> None:
+    """After the write: the pointer reads back as written and names a stored object (``store.verify``)."""
+    got = read_pointer(path)
+    if got is None or got["checkpoint"] != doc["checkpoint"] or got["stored"] != doc["stored"]:
+        raise PromotionError(f"{path} does not read back as written")
+    store.verify(doc["stored"])
 
 
 def restore(path: Path, previous: dict | None) -> None:

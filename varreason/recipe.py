@@ -12,8 +12,8 @@ So the flow's task runs and the DVC stages are the same list by construction (``
 against a real flow run). A round (method.md §9, per estimator e and round r): sample K traces from q -> score
 them under pi and q (+ M answer rollouts for Acc) -> importance weights -> reasoner training set -> train pi_r ->
 refresh q with the forward-KL objective -> evaluate pi_r. Baselines in the same harness and budget: SFT-only
-(pi_theta0, evaluated once) and RFT (sample from pi, keep verified-correct, SFT; same samples per question and
-optimizer steps). The choices inside a round are the functions of ``varreason.rounds`` (``scorer``,
+(pi_theta0, evaluated once), RFT (sample from pi, keep verified-correct, SFT) and GRPO (the same samples, group
+advantages, clipped policy gradient; ``baselines.grpo``), with the same samples per question and optimizer steps. The choices inside a round are the functions of ``varreason.rounds`` (``scorer``,
 ``round_start``) and ``varreason.estimators.needs_rollouts``; this module only calls them.
 """
 
@@ -51,6 +51,8 @@ def compose(c: ExperimentConfig, run: Run, chains: Chains = in_order) -> None:
     todo = [lambda est=est: em_chain(c, run, est, pi0, q0, task) for est in c.objective.estimators]
     if c.baselines.rft:
         todo.append(lambda: rft_chain(c, run, pi0, task))
+    if c.baselines.grpo:
+        todo.append(lambda: grpo_chain(c, run, pi0, task))
     chains(todo)
 
 
@@ -81,6 +83,19 @@ def rft_chain(c: ExperimentConfig, run: Run, pi0: Any, task: Any) -> None:
         examples = run("build-rft-set", "rft", r, responses=responses, task=task)
         pi = run("train-reasoner", "rft", r, init=round_start(c, pi, pi0), set=examples, rnd=r)
         run("evaluate", "rft", r, model=pi, task=task)
+
+
+def grpo_chain(c: ExperimentConfig, run: Run, pi0: Any, task: Any) -> None:
+    """GRPO (binary reward = the task's grader): per round, RFT's sampling step on this chain's policy (round 1
+    shares RFT's samples: one key), group advantages, the clipped surrogate for ``train.steps`` steps. It always
+    continues from the policy that drew the round's samples (the ratio is against it), whatever
+    ``em.reasoner_init`` says."""
+    pi = pi0
+    for r in range(1, c.em.rounds + 1):
+        responses = run("sample-rft", "grpo", r, pi=pi, task=task, rnd=r)
+        examples = run("build-grpo-set", "grpo", r, responses=responses, pi=pi, task=task)
+        pi = run("train-grpo", "grpo", r, init=pi, set=examples, rnd=r)
+        run("evaluate", "grpo", r, model=pi, task=task)
 
 
 def split_args(step: str, kw: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any]]:

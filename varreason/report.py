@@ -10,7 +10,7 @@ from pathlib import Path
 
 from varreason.io import ArtifactRef, hash_json, read_json, write_atomic, write_json
 
-METHOD_ORDER = {"sft": 0, "rft": 1}
+METHOD_ORDER = {"sft": 0, "rft": 1, "grpo": 2}
 _TOKEN_KINDS = ("generated", "scored", "trained")  # stats.json keys tokens_<kind>, written by the steps
 
 
@@ -25,7 +25,7 @@ class Stage:
 
 
 def _sort_key(method: str) -> tuple[int, str]:
-    return METHOD_ORDER.get(method, 2), method
+    return METHOD_ORDER.get(method, len(METHOD_ORDER)), method
 
 
 def collect(stages: list[Stage]) -> dict:

@@ -23,6 +23,7 @@ uninterrupted one (``tests/varreason/test_training_resume.py``).
 
 from __future__ import annotations
 
+import functools
 import json
 import math
 import numbers
@@ -332,8 +333,8 @@ class LocalRanks:
 
 def train_sft(model, tokenizer, examples: list[Example], cfg: TrainConfig, steps: int, max_length: int,
               seed: int, objective: str = "weighted_sft", progress: bool = True, device: str = "cpu",
-              state_dir: Path | None = None, batcher=length_grouped_batches, ranks: Ranks | None = None
-              ) -> TrainResult:
+              state_dir: Path | None = None, batcher=length_grouped_batches, ranks: Ranks | None = None,
+              objective_options: dict | None = None) -> TrainResult:
     """Train ``model`` in place for ``steps`` optimizer steps with ``OBJECTIVES[objective]``; every rank of
     ``ranks`` (default ``LocalRanks(device)``) calls this with the same arguments and gets the same result.
 
@@ -345,7 +346,7 @@ def train_sft(model, tokenizer, examples: list[Example], cfg: TrainConfig, steps
     batches; the benchmarks swap in random batching to measure what length grouping saves.
     """
     ranks = LocalRanks(device) if ranks is None else ranks
-    loss_fn = OBJECTIVES[objective]
+    loss_fn = functools.partial(OBJECTIVES[objective], **(objective_options or {}))  # options: e.g. GRPO's clip
     columns = objective_columns(loss_fn)
     counts: dict[str, int] = {}
     data = [e for e in encode_examples(tokenizer, examples, max_length, counts, columns) if e.weight > 0]

@@ -115,7 +115,7 @@ def test_pass_refuse_and_roll_back(harness, tmp_path, monkeypatch):
     assert _pointers(cfg) == now and set(p.name for p in store.iterdir()) == copies
     monkeypatch.undo()
     # 4. a failure after the pointer write (the read-back check): the previous pointer is put back
-    monkeypatch.setattr(tp, "check_pointer", lambda *a: (_ for _ in ()).throw(pr.PromotionError("check failed")))
+    monkeypatch.setattr(pr, "check_pointer", lambda *a: (_ for _ in ()).throw(pr.PromotionError("check failed")))
     state = promote_only(cfg, third, return_state=True)
     assert state.name == "NotPromoted" and "check failed (rolled back" in state.message
     assert _pointers(cfg) == now and set(p.name for p in store.iterdir()) == copies
@@ -130,6 +130,12 @@ def test_pass_refuse_and_roll_back(harness, tmp_path, monkeypatch):
     state = promote_only(cfg, third, return_state=True)
     assert state.name == "Completed" and all(json.loads(b)["round"] == 1 for b in _pointers(cfg).values())
     assert {json.loads(b)["checkpoint"]["sha"] for b in _pointers(cfg).values()} <= set(p.name for p in store.iterdir())
+
+
+def test_the_dvc_stage_of_each_methods_reasoner(tmp_path):
+    cfg = _cfg(tmp_path, **{"baselines.grpo": True})
+    assert [tp.trained_by(cfg, m, 2) for m in (*METHODS, "grpo")] == [
+        "train-pi-em-acc-r2", "train-pi-em-gml-r2", "train-pi-rft-r2", "train-pi-grpo-r2"]
 
 
 def _git(repo, *args):

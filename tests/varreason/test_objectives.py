@@ -148,7 +148,7 @@ def _grpo_batch():
 def test_grpo_on_policy_value_and_gradient_equal_weighted_sft():
     logits, labels = _grpo_batch()
     logp = torch.tensor([[-LOG2, math.log(0.75)]])
-    loss, st = grpo_loss(logits, labels, torch.ones(1), 2.0, advantages=torch.tensor([0.5]), old_logps=logp)
+    loss, st = grpo_loss(logits, labels, torch.ones(1), 2.0, advantage=torch.tensor([0.5]), old_logp=logp)
     # ratio 1 at both tokens: loss = -(0.5 * 1 + 0.5 * 1) / 2 = -0.5
     assert loss.item() == pytest.approx(-0.5)
     assert st["clip_frac"] == 0.0 and st["ratio_mean"] == pytest.approx(1.0) and st["tokens"] == 2.0
@@ -163,7 +163,7 @@ def test_grpo_on_policy_value_and_gradient_equal_weighted_sft():
 def test_grpo_negative_advantage_pushes_the_other_way():
     logits, labels = _grpo_batch()
     old = torch.tensor([[-LOG2, math.log(0.75)]])
-    loss, _ = grpo_loss(logits, labels, torch.ones(1), 2.0, advantages=torch.tensor([-0.5]), old_logps=old)
+    loss, _ = grpo_loss(logits, labels, torch.ones(1), 2.0, advantage=torch.tensor([-0.5]), old_logp=old)
     assert loss.item() == pytest.approx(0.5)
     loss.backward()
     logits2, _ = _grpo_batch()
@@ -182,8 +182,8 @@ def test_grpo_clip_hand(adv, old_p, clipped):
     # one token, logits [0, 0] -> pi(label) = 1/2; old policy gave it old_p
     logits = torch.zeros(1, 1, 2, requires_grad=True)
     labels = torch.tensor([[1]])
-    loss, st = grpo_loss(logits, labels, torch.ones(1), 1.0, advantages=torch.tensor([adv]),
-                         old_logps=torch.tensor([[math.log(old_p)]]))
+    loss, st = grpo_loss(logits, labels, torch.ones(1), 1.0, advantage=torch.tensor([adv]),
+                         old_logp=torch.tensor([[math.log(old_p)]]))
     ratio = 0.5 / old_p
     expected = -min(ratio * adv, min(max(ratio, 0.8), 1.2) * adv)
     assert loss.item() == pytest.approx(expected)
@@ -197,7 +197,7 @@ def test_grpo_nan_old_logps_are_on_policy_and_ignore_is_masked():
     logits = torch.tensor([[[0.0, 0.0], [50.0, -50.0]]], requires_grad=True)
     labels = torch.tensor([[1, IGNORE]])
     old = torch.tensor([[float("nan"), -1e9]])
-    loss, st = grpo_loss(logits, labels, torch.ones(1), 1.0, advantages=torch.tensor([1.0]), old_logps=old)
+    loss, st = grpo_loss(logits, labels, torch.ones(1), 1.0, advantage=torch.tensor([1.0]), old_logp=old)
     assert loss.item() == pytest.approx(-1.0)  # ratio 1 at the one target token
     assert st["tokens"] == 1.0 and st["clip_frac"] == 0.0
     loss.backward()
@@ -213,11 +213,11 @@ def test_grpo_zero_advantage_row_contributes_nothing_and_registry():
     logits = torch.randn(2, 3, 5, generator=g, requires_grad=True)
     labels = torch.tensor([[0, 1, 2], [3, 4, IGNORE]])
     old = torch.randn(2, 3, generator=g) - 2.0
-    loss, _ = grpo_loss(logits, labels, torch.ones(2), 3.0, advantages=torch.tensor([0.7, 0.0]), old_logps=old)
+    loss, _ = grpo_loss(logits, labels, torch.ones(2), 3.0, advantage=torch.tensor([0.7, 0.0]), old_logp=old)
     loss.backward()
     assert (logits.grad[1] == 0).all() and logits.grad[0].abs().sum() > 0
     assert OBJECTIVES["grpo"] is grpo_loss
     with pytest.raises(ValueError):
-        grpo_loss(logits, labels, torch.tensor([1.0, -1.0]), advantages=torch.zeros(2), old_logps=old)
+        grpo_loss(logits, labels, torch.tensor([1.0, -1.0]), advantage=torch.zeros(2), old_logp=old)
     with pytest.raises(ValueError):
-        grpo_loss(logits, labels, torch.ones(2), advantages=torch.tensor([float("nan"), 0.0]), old_logps=old)
+        grpo_loss(logits, labels, torch.ones(2), advantage=torch.tensor([float("nan"), 0.0]), old_logp=old)

@@ -66,7 +66,8 @@ def test_tiny_plan_is_cpu_only_and_matches_flow_names():
     assert t2["score-traces-em-acc-r2"].inputs[0] == "train-pi-em-acc-r1"
     assert all(r.shards == 1 for r in rows)  # tiny: sharding.shards 1, so its results stay as they were
     text = format_plan(c, rows)
-    assert text.count("\n| ") == len(rows) + 1  # header + one line per task
+    plan_table = text.split("\n\n")[1]
+    assert plan_table.startswith("| task |") and plan_table.count("\n| ") == len(rows)  # one line per task
     assert "sharding: none" in text
 
 
@@ -88,3 +89,25 @@ def test_cli_plan_prints_without_running(capsys):
     assert "| s0 | [0, 2089) | 2089 |" in out and "| s7 | [14622, 16710) | 2088 |" in out
     assert "runner: Ray via prefect-ray" in out
     assert "results/qwen3/" in out
+
+
+def test_chains_and_critical_path():
+    from varreason.plan import chains, format_chains
+
+    c = load_config(PARAMS, "qwen3", {"em.concurrent_chains": True})
+    rows = {r["chain"]: r for r in chains(c)}
+    assert list(rows) == ["set-up", "em-acc", "em-gml", "rft"]
+    # em-acc's chain of one round: traces 16710 x 8 x 32764, scores 2 x 16710 x 8 x 32768, answers x M=8, the
+    # reasoner's training 1044 x 96 x 32768 and the benchmarks' generation (weights/set build: no tokens)
+    n, k, m = 16710, 8, 8
+    want = n * k * 32764 + 2 * n * k * 32768 + n * k * m * 32764 + 1044 * 96 * 32768 + \
+        (500 * 2 + 30 * 32 + 30 * 32 + 40 * 32) * 38912
+    assert rows["em-acc"]["tokens"] == want and rows["em-acc"]["gpu_h"] == 0.0
+    text = "\n".join(format_chains(c))
+    assert "critical path, chains at once (em.concurrent_chains): set-up -> em-acc" in text
+    assert "rates unknown" in text
+    rates = {"generate_tokens_per_s": 1000.0, "score_tokens_per_s": 2000.0, "train_tokens_per_s": 500.0}
+    r = {x["chain"]: x for x in chains(c, rates)}["rft"]
+    # rft: sampling (generate), its set (no tokens), training, evaluation (generate); GPU-h = tokens / rate
+    gen = n * 8 * (32764 + 32764) + (500 * 2 + 30 * 32 + 30 * 32 + 40 * 32) * 38912
+    assert abs(r["gpu_h"] - (gen / 1000 + 1044 * 96 * 32768 / 500) / 3600) < 1e-6

@@ -113,9 +113,10 @@ def _artifact(root, out, files, parts):
 
 
 def _run(root, acc=0.4, task_sha="t1", eval_n=4):
-    """A summary like report.collect's, of hand-made artifacts: sft r0, em-acc r1/r2, rft r1 (+ a posterior)."""
+    """A summary like report.collect's, of hand-made artifacts: sft r0, em-acc r1/r2, rft r1, grpo r1 (+ a
+    posterior)."""
     arts = []
-    for method, rnd in [("sft", 0), ("em-acc", 1), ("em-acc", 2), ("rft", 1)]:
+    for method, rnd in [("sft", 0), ("em-acc", 1), ("em-acc", 2), ("rft", 1), ("grpo", 1)]:
         ck = _artifact(root, "checkpoint", {"stats.json": TRAIN, "weights.json": {"m": method, "r": rnd}},
                        {"m": method, "r": rnd})
         m = {**METRICS, "accuracy": acc if method != "sft" else 0.2, "ci95": [acc - 0.1, acc + 0.1]}
@@ -132,7 +133,7 @@ def _run(root, acc=0.4, task_sha="t1", eval_n=4):
 def test_candidates_are_each_methods_last_round_reasoner(tmp_path):
     summary = _run(tmp_path)
     got = pr.candidates(summary)
-    assert [(c.method, c.round) for c in got] == [("em-acc", 2), ("rft", 1)]
+    assert [(c.method, c.round) for c in got] == [("em-acc", 2), ("grpo", 1), ("rft", 1)]
     by = {(a["method"], a["round"], a["stage"]): a["sha"] for a in summary["artifacts"]}
     assert got[0].checkpoint.sha == by[("em-acc", 2, "train")] != by[("em-acc", 2, "refresh-train")]
     assert got[0].evaluation.sha == by[("em-acc", 2, "eval")]

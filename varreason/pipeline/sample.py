@@ -96,8 +96,9 @@ def sample_rft(out: Path, c, pi: ArtifactRef, task: ArtifactRef, *, rnd: int, pr
 
 def _responses(out: Path, c, pi: ArtifactRef, task: ArtifactRef, n: int, purpose: str, progress: bool,
                shard: Shard | None) -> None:
-    """responses.parquet: n full responses (trace + solution) per training question (of ``shard``, a range of
-    them, when given) from pi, at the sampling temperature, graded. Responses without an end-of-thought or a
+    """responses.parquet: n full responses per training question (of ``shard``, a range of them, when given) from
+    pi, at the sampling temperature: the text as sampled (``text``, with its end marker when it stopped) and its
+    trace and solution, graded. Responses without an end-of-thought or a
     solution block count as wrong (``parsed = False``, counted as ``n_unparsed``)."""
     s, prompt = c.sampling, c.prompt
     qs = in_shard(questions(task, "train"), shard)
@@ -110,9 +111,9 @@ def _responses(out: Path, c, pi: ArtifactRef, task: ArtifactRef, n: int, purpose
         out_rows = []
         for x, comps in zip(qs, res.completions):
             for j, comp in enumerate(comps):
-                parsed = parse_response(prompt, comp.text + (prompt.end_of_solution if comp.finish_reason == "stop"
-                                                             else ""))
-                out_rows.append({"qid": x["id"], "level": x["level"], "j": j, "trace": parsed.trace,
+                text = comp.text + (prompt.end_of_solution if comp.finish_reason == "stop" else "")
+                parsed = parse_response(prompt, text)
+                out_rows.append({"qid": x["id"], "level": x["level"], "j": j, "text": text, "trace": parsed.trace,
                                  "solution": parsed.solution, "parsed": parsed.solution is not None,
                                  "correct": grade(x, parsed.solution)})
         write_rows(out / "responses.parquet", out_rows)

@@ -37,25 +37,34 @@ def train_posterior(out: Path, c, init: ArtifactRef, set: ArtifactRef, *, rnd: i
     _train(out, c, init, [set], c.train.posterior_steps, c.seed + rnd, scratch, progress)
 
 
+def train_grpo(out: Path, c, init: ArtifactRef, set: ArtifactRef, *, rnd: int, scratch: Path,
+               progress: bool = True) -> None:
+    """GRPO's pi_r: ``train.steps`` steps of the clipped GRPO objective (``objectives.grpo_loss``, clip
+    ``baselines.grpo_clip``) on round ``rnd``'s GRPO set, from the policy that drew its samples."""
+    _train(out, c, init, [set], c.train.steps, c.seed + rnd, scratch, progress, "grpo",
+           {"clip_eps": c.baselines.grpo_clip})
+
+
 def _train(out: Path, c, init: ArtifactRef, sets: list[ArtifactRef], steps: int, seed: int, scratch: Path,
-           progress: bool) -> None:
-    """Fine-tune checkpoint ``init`` on the union of the ``examples.parquet`` of ``sets`` for ``steps`` steps,
-    in-process or under ``train.launcher``."""
+           progress: bool, objective: str = "weighted_sft", options: dict | None = None) -> None:
+    """Fine-tune checkpoint ``init`` on the union of the ``examples.parquet`` of ``sets`` for ``steps`` steps with
+    ``objectives.OBJECTIVES[objective]`` (bound to ``options``), in-process or under ``train.launcher``."""
     launcher = c.train.launcher
     if launcher is not None and launcher.num_processes > 1:
-        _launch(out, c, init, sets, steps, seed, scratch)
+        _launch(out, c, init, sets, steps, seed, scratch, objective, options)
         return
     net, tok = load_model(init, c.model)
     examples = [Example.from_row(r) for s in sets for r in rows(s, "examples.parquet")]
     with timed(out) as st:
-        result = train_sft(net, tok, examples, c.train, steps, c.model.max_length, seed, progress=progress,
-                           device=device(), state_dir=scratch)
+        result = train_sft(net, tok, examples, c.train, steps, c.model.max_length, seed, objective=objective,
+                           progress=progress, device=device(), state_dir=scratch, objective_options=options)
         save_checkpoint(net, tok, out)
         st.update(asdict(result), n_examples=len(examples), tokens_trained=result.tokens,
                   tokens_per_s=round(result.tokens / max(result.seconds, 1e-9), 1))
 
 
-def _launch(out: Path, c, init: ArtifactRef, sets: list[ArtifactRef], steps: int, seed: int, scratch: Path) -> None:
+def _launch(out: Path, c, init: ArtifactRef, sets: list[ArtifactRef], steps: int, seed: int, scratch: Path,
+            objective: str, options: dict | None) -> None:
     """Train under ``train.launcher`` in a subprocess (``varreason.launch``); its ranks write ``out``."""
     import json
 
@@ -65,7 +74,7 @@ def _launch(out: Path, c, init: ArtifactRef, sets: list[ArtifactRef], steps: int
     train = {**{k: getattr(t, k) for k in _TRAIN_FIELDS}, "launcher": t.launcher.model_dump()}
     spec = {"train": train, "model": c.model.model_dump(), "init": str(init.verify()),
             "sets": [str(s.verify() / "examples.parquet") for s in sets], "steps": steps, "seed": seed, "out": str(out),
-            "state_dir": str(scratch)}
+            "state_dir": str(scratch), "objective": objective, "objective_options": options}
     spec_path = out.parent / f".spec-{out.name}.json"
     spec_path.write_text(json.dumps(spec))
     with timed(out) as st:
