@@ -20,6 +20,7 @@ from flows.concurrency import at_once
 
 from flows.shards import run_sharded
 from tasks.preflight import preflight
+from tasks.promote import final_state, promote
 from tasks.publish import publish_results, publish_status
 from tasks.steps import step_task
 from tasks.versioning import version_run
@@ -48,7 +49,8 @@ def _runner(c: ExperimentConfig, stages: list[Stage]):
 
 @flow(name="vr-em", flow_run_name="vr-em-{profile}", log_prints=True)
 def vr_em(profile: str | None = None, params_path: str = "params.yaml", overrides: dict | None = None) -> dict:
-    """Run the whole experiment for ``profile`` of ``params_path`` with dotted ``overrides``; return metrics."""
+    """Run the whole experiment for ``profile`` of ``params_path`` with dotted ``overrides``; return metrics
+    (when the promotion gate withheld a method: in a Completed state named NotPromoted, tasks/promote.py)."""
     c = load_config(params_path, profile, overrides)
     preflight(c)
     publish_status(c)  # what this run will reuse and what it will compute, as a Prefect artifact
@@ -58,4 +60,5 @@ def vr_em(profile: str | None = None, params_path: str = "params.yaml", override
     compose(c, _runner(c, stages), chains=at_once if c.em.concurrent_chains else in_order)
     summary = publish_results(c, stages)
     version_run(c, params_path, overrides, summary["git_commit"])  # dvc.lock + push; a no-op off the DVC profile
-    return summary
+    decisions = promote(c, summary, params_path, overrides) if c.promotion.enabled else []  # the eval gate
+    return final_state(summary, decisions)  # summary, or a Completed state named NotPromoted that carries it

@@ -243,6 +243,24 @@ class ShardingConfig(_Frozen):
     ray_num_cpus: int | None = Field(None, ge=1, description="ray only: CPUs of a local cluster (None: all)")
 
 
+class PromotionConfig(_Frozen):
+    """Eval-gated promotion (``varreason.promotion``; docs/reliability.md "Promotion"). After the results are
+    published, the last round's reasoner of each method (the EM estimators, RFT, GRPO; SFT is the baseline) becomes
+    the promoted checkpoint of (profile, method) only if it passes this gate. Non-finite evaluation metrics or
+    training loss always refuse; the checks below are the configurable part."""
+
+    enabled: bool = Field(description="run the gate and promote at the end of every run of the profile")
+    min_accuracy: float = Field(ge=0, le=1, description="refuse a held-out accuracy (avg@n) below this")
+    not_below_baseline: bool = Field(description="refuse an accuracy below the lower 95% CI bound of this run's "
+                                     "SFT-only baseline (pi_theta0)")
+    no_regression: bool = Field(description="refuse an accuracy below the lower 95% CI bound of the promoted "
+                                "checkpoint's, when both were evaluated alike (same held-out questions, eval "
+                                "params and task files)")
+    dir: str = Field(description="pointers: <dir>/<profile>/<method>.json for DVC-pushed checkpoints (commit them "
+                     "with dvc.lock), <dir>/.local/<profile>/<method>.json for other runs, whose checkpoints are "
+                     "copied into <dir>/.store/<sha>")
+
+
 class ExperimentConfig(_Frozen):
     profile: str
     seed: int = Field(ge=0)
@@ -256,6 +274,7 @@ class ExperimentConfig(_Frozen):
     em: EMConfig
     baselines: BaselinesConfig
     sharding: ShardingConfig = ShardingConfig()
+    promotion: PromotionConfig
     artifacts_dir: str = Field(description="root of the content-addressed artifact store")
     results_dir: str = Field(description="where the results table, plot and metrics JSON go")
 

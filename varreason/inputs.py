@@ -61,6 +61,8 @@ def check_inputs(cfg: ExperimentConfig) -> None:
     writable_dir(cfg.artifacts_dir, "artifacts_dir", "set artifacts_dir to a writable directory "
                  "(--set artifacts_dir=DIR)")
     writable_dir(cfg.results_dir, "results_dir", "set results_dir to a writable directory (--set results_dir=DIR)")
+    if cfg.promotion.enabled:
+        writable_dir(cfg.promotion.dir, "promotion.dir", "set it to a writable directory (--set promotion.dir=DIR)")
     if cfg.model.kind == "pretrained" and cfg.model.name_or_path:
         check_model_dir(cfg.model.name_or_path)
     launcher = cfg.train.launcher
