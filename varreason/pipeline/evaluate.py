@@ -29,11 +29,13 @@ def evaluate(ev: EvalConfig, sampling: SamplingConfig, model: ModelConfig, promp
         with timed(out) as st, tempfile.TemporaryDirectory(prefix="vr-lm-eval-") as work:
             t0 = time.perf_counter()
             res = run_lm_eval(reasoner.verify(), model, names, work, seed=seed, max_new_tokens=ev.max_new_tokens,
+                              limit=None if arithmetic else ev.limit,
                               arith_questions=held_out if arithmetic else None,
                               repeats={"vr_arith": ev.n_samples} if arithmetic else None, pass_k=ev.pass_k,
                               sampling={"temperature": ev.temperature, "top_p": ev.top_p},
                               backend=sampling.backend, batch_size=sampling.batch_size, device=device(),
-                              tensor_parallel_size=sampling.tensor_parallel_size, n_boot=2000)
+                              tensor_parallel_size=sampling.tensor_parallel_size, n_boot=2000,
+                              gpu_memory_utilization=sampling.gpu_memory_utilization)
             head = res["tasks"][names[0]]
             metrics = {"accuracy": head["avg@n"], "ci95": head["ci95"], "n_questions": head["n_questions"],
                        "n_samples": head["n_samples"], "unparsed": head["n_pred_unparseable"],
