@@ -18,7 +18,7 @@ from varreason.pipeline import evaluate as ev
 from varreason.report import Stage, collect, write_report
 
 
-@task(name="evaluate", task_run_name="evaluate-{label}", tags=["gpu"], **STEP)
+@task(name="evaluate", task_run_name="evaluate-{label}", tags=["gpu"], log_prints=False, **STEP)
 def evaluate(cfg: EvalConfig, sampling: SamplingConfig, model: ModelConfig, prompt: PromptConfig,
              reasoner: ArtifactRef, task_data: ArtifactRef, seed: int, label: str, root: str) -> ArtifactRef:
     return ev.evaluate(cfg, sampling, model, prompt, reasoner, task_data, seed, root)

@@ -48,7 +48,9 @@ def train_distributed(spec: dict) -> TrainResult | None:
     cfg, mcfg = TrainConfig.model_validate(spec["train"]), ModelConfig.model_validate(spec["model"])
     acc = Accelerator(cpu=not torch.cuda.is_available())  # CPU ranks: DDP over gloo (the CPU test)
     rank, world = acc.process_index, acc.num_processes
-    model, tok = load_checkpoint(spec["init"], mcfg, device="cpu")
+    # fp32 master weights whatever model.dtype says: AdamW on bf16 parameters rounds lr-1e-5 updates away (bf16
+    # keeps ~3 significant digits); accelerate's mixed_precision (bf16 in fsdp.yaml) casts the compute.
+    model, tok = load_checkpoint(spec["init"], mcfg.model_copy(update={"dtype": "float32"}), device="cpu")
     if cfg.launcher is not None and cfg.launcher.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     examples = [Example(r["prompt"], r["response"], float(r["weight"])) for p in spec["sets"]
