@@ -144,6 +144,7 @@ class HFSampler:
             logits = self.model(input_ids=choice[:, None], attention_mask=mask, position_ids=next_pos[:, None],
                                 past_key_values=cache, use_cache=True).logits[:, -1].float()
             next_pos = next_pos + 1
-        comps = [Completion(text=texts.get(b, self.tokenizer.decode(tokens[b], skip_special_tokens=False)), token_ids=tokens[b],
-                            logp_sampling=lp_s[b], logp_model=lp_m[b], finish_reason=finish[b]) for b in range(B)]
+        comps = [Completion(text=texts[b] if b in texts else self.tokenizer.decode(tokens[b], skip_special_tokens=False),
+                            token_ids=tokens[b], logp_sampling=lp_s[b], logp_model=lp_m[b], finish_reason=finish[b])
+                 for b in range(B)]
         return comps, used
