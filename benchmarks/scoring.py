@@ -6,10 +6,11 @@ the benchmark checks they return the same log-probs before timing anything."""
 from __future__ import annotations
 
 import statistics
+from pathlib import Path
 
 import torch
 
-from benchmarks.common import Fixture, rate_row, timeit
+from benchmarks.common import PARAMS, Fixture, rate_row, timeit
 
 
 @torch.no_grad()
@@ -77,3 +78,53 @@ def bench_scoring(fx: Fixture, n: int = 500, repeats: int = 5, peak: dict | None
                     tokens_per_call=tokens, agree=agree, max_abs_diff=max_diff,
                     naive_desc="batch-1 forward, full [L, V] fp32 log-softmax (reference style)",
                     ours_desc="varreason.scoring.score, 16384 padded tokens per forward")
+
+
+def vocab_fixture(root: str | Path, n: int):
+    """The 151,936-row miniature (``python -m varreason.mini build --vocab full``, built under ``root`` once;
+    deterministic) in fp32, and ``n`` (context, target) pairs shaped like qwen3-mini's pi scoring pass: the
+    Sky-T1 reasoner prompt with a miniature Bespoke question -> its thought + solution."""
+    from varreason import mini
+    from varreason.config import load_config
+    from varreason.modeling import load_checkpoint
+    from varreason.prompts import full_response, reasoner_prompt
+
+    out = Path(root)
+    ckpt = out / f"qwen3-mini-vocab{mini.QWEN3_VOCAB}"
+    if not (ckpt / "model.safetensors").exists():
+        mini.build(out, full_vocab=True, pretrain_steps=0)
+    cfg = load_config(PARAMS, "qwen3-mini")
+    model, tok = load_checkpoint(ckpt, cfg.model.model_copy(update={"dtype": "float32"}))
+    rows = mini.bespoke_rows()[:n]
+    enc = lambda s: tok.encode(s, add_special_tokens=False)  # noqa: E731
+    ctx = [enc(reasoner_prompt(cfg.prompt, r["question_content"])) for r in rows]
+    tgt = [enc(full_response(cfg.prompt, r["think_content"], r["solution_content"])) for r in rows]
+    return model, tok, ctx, tgt
+
+
+def bench_scoring_vocab(root: str | Path, n: int = 48, repeats: int = 3) -> dict:
+    """``varreason.scoring.score`` vs the batch-1 reference loop on the miniature with Qwen3's vocabulary, where
+    the reference's full [L, V] fp32 log-softmax is most of the cost; same log-probs checked first."""
+    from varreason.scoring import score
+
+    model, tok, ctx, tgt = vocab_fixture(root, n)
+    ours = lambda: score(model, ctx, tgt, pad_id=tok.pad_token_id, progress=False)  # noqa: E731
+    naive = lambda: naive_score(model, ctx, tgt)  # noqa: E731
+    a, b = ours(), naive()
+    flat_a = torch.tensor([x for row in a for x in row])
+    flat_b = torch.tensor([x for row in b for x in row])
+    max_diff = float((flat_a - flat_b).abs().max())
+    if [len(x) for x in a] != [len(x) for x in b] or not torch.allclose(flat_a, flat_b, atol=1e-4, rtol=1e-4):
+        raise AssertionError(f"batched and batch-1 scoring disagree at V={model.config.vocab_size} "
+                             f"(max |diff| {max_diff:.2e})")
+    t_ours, t_naive = [], []
+    for _ in range(repeats):  # interleaved, as bench_scoring
+        t_ours += timeit(ours, 1, warmup=0)[0]
+        t_naive += timeit(naive, 1, warmup=0)[0]
+    tokens = sum(len(c) + len(t) for c, t in zip(ctx, tgt))
+    return rate_row(f"scoring tokens/s at Qwen3's vocabulary (V = {model.config.vocab_size:,})",
+                    [tokens / t for t in t_ours], [tokens / t for t in t_naive], 10, "tokens/s",
+                    sequences=n, tokens_per_call=tokens, target_tokens=sum(map(len, tgt)), agree=True,
+                    max_abs_diff=max_diff, vocab=model.config.vocab_size,
+                    naive_desc="batch-1 forward, full [L, V] fp32 log-softmax (reference style)",
+                    ours_desc="varreason.scoring.score: LM head on target positions only, chunked fp32 log-softmax")

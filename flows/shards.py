@@ -65,6 +65,14 @@ def _pinned_api(runner: str):
 def _gpu_options(runner: str, gpus: int):
     if runner != "ray" or not gpus:
         return nullcontext()
+    import ray
+
+    have = ray.cluster_resources().get("GPU", 0)
+    if not have:  # a CPU cluster (a CPU miniature that preflight let through): asking for GPUs would wait for ever
+        return nullcontext()
+    if have < gpus:
+        raise RuntimeError(f"a shard asks Ray for {gpus} GPUs but the cluster has {have:g}; it would never be "
+                           "scheduled: lower sampling.tensor_parallel_size or add GPU nodes")
     from prefect_ray.context import remote_options
 
     return remote_options(num_gpus=gpus)

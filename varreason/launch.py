@@ -115,7 +115,10 @@ def train_from_spec(spec: dict) -> "TrainResult | None":
     cfg, mcfg = SimpleNamespace(**{**t, "launcher": launcher}), ModelConfig.model_validate(spec["model"])
     acc = Accelerator(cpu=not torch.cuda.is_available())  # CPU ranks: DDP over gloo (the CPU test)
     ranks = AccelerateRanks(acc)
-    model, tok = load_checkpoint(spec["init"], mcfg, device="cpu")
+    # fp32 master weights whatever model.dtype says: AdamW on bf16 parameters rounds lr-1e-5 updates away (bf16
+    # keeps ~3 significant digits); accelerate's mixed_precision (bf16 in fsdp.yaml) casts the compute. The
+    # checkpoint is saved in model.dtype.
+    model, tok = load_checkpoint(spec["init"], mcfg.model_copy(update={"dtype": "float32"}), device="cpu")
     if cfg.launcher is not None and cfg.launcher.gradient_checkpointing:
         model.gradient_checkpointing_enable()
     examples = [Example.from_row(r) for p in spec["sets"] for r in read_rows(Path(p))]

@@ -69,6 +69,13 @@ def test_scoring_benchmark_catches_a_wrong_scorer(fx, monkeypatch):
         scoring.bench_scoring(fx, n=4, repeats=1)
 
 
+def test_scoring_at_qwen3_vocabulary_agrees(tmp_path):
+    row = scoring.bench_scoring_vocab(tmp_path / "mini", n=2, repeats=1)
+    _has_rate_fields(row)
+    assert row["vocab"] == 151_936 and row["agree"] and row["max_abs_diff"] < 1e-4
+    assert 0 < row["target_tokens"] < row["tokens_per_call"]
+
+
 def test_sampling_counts_tokens_on_both_sides(fx):
     row = sampling.bench_sampling(fx, n_prompts=2, repeats=1)
     _has_rate_fields(row)
@@ -143,6 +150,7 @@ def test_markdown_has_every_row(fx, tmp_path):
     res = run.run(only=("scoring", "vllm", "training"), quick=True, fixture_root=fx.root)
     md = run.markdown(res)
     assert "scoring tokens/s" in md and "training FLOP/s" in md and "vllm" in md.lower()
+    assert "Qwen3's vocabulary (V = 151,936)" in md
     json.dumps(res, default=str)  # serialisable
 
 

@@ -79,6 +79,12 @@ class Stack:
 
         return self.api(poll)
 
+    def start_workers(self) -> None:
+        """A process worker on vr-cpu and one on vr-gpu, unless running (another module may have stopped them)."""
+        for name, pool in (("worker-cpu", "vr-cpu"), ("worker-gpu", "vr-gpu")):
+            if name not in self.procs or self.procs[name].poll() is not None:
+                self.start(name, "worker", "start", "--pool", pool, "--type", "process")
+
     def stop_workers(self) -> None:
         for name, p in self.procs.items():
             if name.startswith("worker"):
@@ -137,8 +143,7 @@ def stack(tmp_path_factory):
                                 text=True, timeout=240)
         assert deploy.returncode == 0, f"deploy.sh failed:\n{deploy.stdout[-3000:]}\n{deploy.stderr[-3000:]}"
         s.deploy_output = deploy.stdout
-        s.start("worker-cpu", "worker", "start", "--pool", "vr-cpu", "--type", "process")
-        s.start("worker-gpu", "worker", "start", "--pool", "vr-gpu", "--type", "process")
+        s.start_workers()
         yield s
     finally:
         s.stop_workers()
@@ -152,6 +157,7 @@ def runs(stack):
     profile cut to one EM round and no RFT for CI time; both submitted at once, then awaited."""
     overrides = {"artifacts_dir": str(stack.tmp / "artifacts"), "results_dir": str(stack.tmp / "results"),
                  "em.rounds": 1, "baselines.rft": False}
+    stack.start_workers()
     t0 = time.monotonic()
     qwen3_id = stack.run_deployment("qwen3")
     tiny_id = stack.run_deployment("tiny", {"profile": "smoke", "overrides": overrides})

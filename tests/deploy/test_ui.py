@@ -6,58 +6,16 @@ chromium-driver come from `make browser` (a `make test` prerequisite), selenium 
 import json
 import os
 import shutil
-import time
 import urllib.request
 from pathlib import Path
 
 import pytest
-from selenium import webdriver
-from selenium.common.exceptions import TimeoutException
-from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from uishots import browser, shoot, visible_text  # noqa: F401 - browser is a fixture
 
 pytestmark = pytest.mark.slow
 
 ROOT = Path(__file__).resolve().parents[2]
-CHROMIUM, CHROMEDRIVER = Path("/usr/bin/chromium"), Path("/usr/bin/chromedriver")
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    assert CHROMIUM.exists() and CHROMEDRIVER.exists(), (
-        "Debian chromium/chromium-driver missing: run `make browser` (apt-get install -y chromium chromium-driver)")
-    opts = webdriver.ChromeOptions()
-    opts.binary_location = str(CHROMIUM)
-    for arg in ("--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
-                "--disable-background-networking", "--disable-component-update", "--disable-sync",
-                "--disable-dev-shm-usage", "--window-size=1400,1000",
-                f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}"):
-        opts.add_argument(arg)
-    driver = webdriver.Chrome(service=Service(str(CHROMEDRIVER)), options=opts)
-    driver.set_page_load_timeout(60)
-    try:
-        yield driver
-    finally:
-        driver.quit()
-
-
-def _visible_text(driver, text: str, timeout: float = 60):
-    """Wait until an element whose own text is ``text`` is displayed; return it."""
-    xpath = f"//*[normalize-space(text())={text!r}]"
-    try:
-        return WebDriverWait(driver, timeout, poll_frequency=1).until(
-            lambda d: next((e for e in d.find_elements(By.XPATH, xpath) if e.is_displayed()), False))
-    except TimeoutException:
-        body = driver.find_element(By.TAG_NAME, "body").text
-        raise AssertionError(f"{text!r} not visible on {driver.current_url}; page text:\n{body[:2000]}") from None
-
-
-def _shoot(driver, path: Path) -> Path:
-    time.sleep(2)  # let charts and fonts settle before the screenshot
-    assert driver.save_screenshot(str(path)), f"screenshot to {path} failed"
-    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
-    return path
 
 
 def test_ui_calls_the_api_on_its_own_port(stack):
@@ -71,11 +29,11 @@ def test_ui_calls_the_api_on_its_own_port(stack):
 def test_flow_run_page_shows_the_run(stack, tiny_run, browser, tmp_path_factory):
     shots = tmp_path_factory.mktemp("screenshots")
     browser.get(f"{stack.url}/runs/flow-run/{tiny_run.id}")
-    _visible_text(browser, tiny_run.name)        # "vr-em-smoke", the flow_run_name template
-    _visible_text(browser, "Completed")
-    _visible_text(browser, "tiny")               # the deployment
+    visible_text(browser, tiny_run.name)        # "vr-em-smoke", the flow_run_name template
+    visible_text(browser, "Completed")
+    visible_text(browser, "tiny")               # the deployment
     assert "Can't connect to Server API" not in browser.find_element(By.TAG_NAME, "body").text
-    shot = _shoot(browser, shots / "flow-run.png")
+    shot = shoot(browser, shots / "flow-run.png")
     if os.environ.get("VR_UPDATE_SCREENSHOT"):  # README's docs/ui-flow-run.png; a plain test run leaves the tree clean
         shutil.copyfile(shot, ROOT / "docs" / "ui-flow-run.png")
 
@@ -88,18 +46,18 @@ def test_artifact_page_shows_the_metrics_table(stack, tiny_run, browser, tmp_pat
         return {a.key: a.latest_id for a in art}["vr-em-smoke-accuracy"]
 
     browser.get(f"{stack.url}/artifacts/artifact/{stack.api(table_id)}")
-    _visible_text(browser, "vr-em-smoke-accuracy")
-    _visible_text(browser, tiny_run.name)        # the artifact links back to its flow run
+    visible_text(browser, "vr-em-smoke-accuracy")
+    visible_text(browser, tiny_run.name)        # the artifact links back to its flow run
     for cell in ("sft", "em-acc", "em-gml"):
-        _visible_text(browser, cell)
+        visible_text(browser, cell)
     [table] = [t for t in browser.find_elements(By.TAG_NAME, "table") if t.is_displayed()]
     header = [h.text.strip() for h in table.find_elements(By.TAG_NAME, "th")]
     assert header[:3] == ["method", "round", "accuracy"], header
     rows = [r.text.split() for r in table.find_elements(By.CSS_SELECTOR, "tbody tr") if r.is_displayed()]
     assert [r[:2] for r in rows] == [["sft", "0"], ["em-acc", "1"], ["em-gml", "1"]], rows
-    _shoot(browser, shots / "artifact-table.png")
+    shoot(browser, shots / "artifact-table.png")
 
     browser.get(f"{stack.url}/artifacts")
-    _visible_text(browser, "vr-em-smoke-report")
-    _visible_text(browser, "vr-em-smoke-run-info")
-    _shoot(browser, shots / "artifacts.png")
+    visible_text(browser, "vr-em-smoke-report")
+    visible_text(browser, "vr-em-smoke-run-info")
+    shoot(browser, shots / "artifacts.png")

@@ -19,7 +19,7 @@ def qwen3(tmp_path):
     (tmp_path / "model").mkdir()
     (tmp_path / "data").mkdir()
     return load_config(PARAMS, "qwen3", {"model.name_or_path": str(tmp_path / "model"),
-                                               "data.dataset": str(tmp_path / "data")})
+                                         "data.dataset": str(tmp_path / "data"), "eval.hub_suites": []})
 
 
 def _fake_vllm(monkeypatch, present: bool):
@@ -72,7 +72,7 @@ def test_too_few_gpus_for_tensor_parallel(monkeypatch, qwen3):
 def test_hub_model_offline_and_uncached(monkeypatch, tmp_path):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.setenv("HF_HUB_CACHE", str(tmp_path / "empty-cache"))
-    monkeypatch.setattr(preflight, "_in_hf_cache", lambda repo, kind: False)
+    monkeypatch.setattr(preflight, "_in_hf_cache", lambda *a, **k: False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
     _fake_vllm(monkeypatch, True)
@@ -84,19 +84,20 @@ def test_hub_model_offline_and_uncached(monkeypatch, tmp_path):
 
 def test_hub_online_checks_reachability(monkeypatch):
     monkeypatch.delenv("HF_HUB_OFFLINE", raising=False)
-    monkeypatch.setattr(preflight, "_in_hf_cache", lambda repo, kind: False)
+    monkeypatch.setattr(preflight, "_in_hf_cache", lambda *a, **k: False)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
     _fake_vllm(monkeypatch, True)
     cfg = load_config(PARAMS, "qwen3")
-    assert problems(cfg, hub_reachable=lambda repo, kind: True) == []
-    down = problems(cfg, hub_reachable=lambda repo, kind: False)
-    assert len(down) == 2 and all("hub is unreachable" in p for p in down)
+    assert problems(cfg, hub_reachable=lambda *a, **k: True) == []
+    down = problems(cfg, hub_reachable=lambda *a, **k: False)
+    # the model, the dataset, and the suites' hub data: GPQA, OlympiadBench, MMLU-Pro, LiveCodeBench's two files
+    assert len(down) == 7 and all("hub is unreachable" in p for p in down), down
 
 
 def test_cached_hub_model_counts_as_present(monkeypatch):
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
-    monkeypatch.setattr(preflight, "_in_hf_cache", lambda repo, kind: True)
+    monkeypatch.setattr(preflight, "_in_hf_cache", lambda *a, **k: True)
     monkeypatch.setattr(torch.cuda, "is_available", lambda: True)
     monkeypatch.setattr(torch.cuda, "device_count", lambda: 8)
     _fake_vllm(monkeypatch, True)

@@ -26,14 +26,24 @@ def model(_one_thread):
 
 
 class Counting:
-    """Wraps the model to record the shape of every forward."""
+    """Wraps the model to record the shape of every forward (the scorer runs the decoder, then the LM head)."""
 
     def __init__(self, m):
-        self.m, self.shapes = m, []
+        self.m, self.shapes, self.config = m, [], m.config
 
     def eval(self):
         self.m.eval()
         return self
+
+    def get_output_embeddings(self):
+        return self.m.get_output_embeddings()
+
+    def get_decoder(self):
+        def call(**kw):
+            self.shapes.append(tuple(kw["input_ids"].shape))
+            return self.m.get_decoder()(**kw)
+
+        return call
 
     def __call__(self, **kw):
         self.shapes.append(tuple(kw["input_ids"].shape))
@@ -92,3 +102,18 @@ def test_temperature(model):
 def test_length_mismatch_raises(model):
     with pytest.raises(ValueError):
         score(model, [[1], [2]], [[3]], progress=False)
+
+
+@pytest.mark.parametrize("max_logits", [1, 11 * 3, 10 ** 9])
+def test_head_chunks_do_not_change_the_result(model, max_logits):
+    # 1 and 33 logits per chunk: one and three target positions per LM-head call
+    got = score(model, CONTEXTS, TARGETS, max_tokens_per_batch=10 ** 6, progress=False, max_logits=max_logits)
+    _close(got, reference(model))
+
+
+def test_models_with_logit_post_processing_take_the_full_forward(model, monkeypatch):
+    wrapped = Counting(model)
+    monkeypatch.setattr(model.config, "final_logit_softcapping", 30.0, raising=False)
+    got = score(wrapped, CONTEXTS, TARGETS, max_tokens_per_batch=10 ** 6, progress=False)
+    _close(got, reference(model))  # Qwen3 ignores the attribute, so the full forward gives the same numbers
+    assert wrapped.shapes == [(len(CONTEXTS), max(len(c) + len(t) for c, t in zip(CONTEXTS, TARGETS)))]

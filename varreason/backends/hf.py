@@ -45,6 +45,24 @@ class HFSampler:
     def _stop_ids(self, stop: tuple[str, ...]) -> list[list[int]]:
         return [self.tokenizer.encode(s, add_special_tokens=False) for s in stop] + [[self.tokenizer.eos_token_id]]
 
+    def _string_stop(self, tokens: list[int], stop: tuple[str, ...]) -> tuple[int, str] | None:
+        """``(tokens to keep, text)`` if a stop string ends in the newest token, else None.
+
+        A multi-token stop string (``<|end_of_thought|>`` under a byte-level BPE such as Qwen3's) is not always
+        sampled as ``encode(stop)``: BPE merges across its edge (``.<|`` then ``end``...) give other ids for the
+        same text. Like vLLM, stop on the text: the text is cut before the stop string; the ids keep the tokens
+        that end before it (a token that straddles the edge is dropped from the ids, its head stays in the text).
+        """
+        width = max(len(s) for s in stop) + 2  # every token decodes to >= 1 character here
+        if not any(s and s in self.tokenizer.decode(tokens[-width:], skip_special_tokens=False) for s in stop):
+            return None
+        text = self.tokenizer.decode(tokens, skip_special_tokens=False)
+        pos = min(text.find(s) for s in stop if s and s in text)
+        keep = len(tokens)
+        while keep and len(self.tokenizer.decode(tokens[:keep], skip_special_tokens=False)) > pos:
+            keep -= 1
+        return keep, text[:pos]
+
     @torch.no_grad()
     def generate(self, prompts: list[str], params: SamplingParams, seeds: list[int]) -> Rollouts:
         if len(seeds) != len(prompts):
@@ -86,6 +104,8 @@ class HFSampler:
         lp_s: list[list[float]] = [[] for _ in range(B)]
         lp_m: list[list[float]] = [[] for _ in range(B)]
         finish = ["length"] * B
+        texts: dict[int, str] = {}  # rows cut at a stop string inside a token: the text before the stop string
+        multi = any(len(s) > 1 for s in stops)  # a stop string of several tokens can also come tokenised otherwise
         done = torch.zeros(B, dtype=torch.bool)
         next_pos = positions[:, -1] + 1
         used = 0
@@ -111,6 +131,12 @@ class HFSampler:
                         del tokens[b][-len(s):], lp_s[b][-len(s):], lp_m[b][-len(s):]
                         finish[b], done[b] = "stop", True
                         break
+                else:
+                    cut = self._string_stop(tokens[b], params.stop) if multi else None
+                    if cut is not None:
+                        keep, texts[b] = cut
+                        del tokens[b][keep:], lp_s[b][keep:], lp_m[b][keep:]
+                        finish[b], done[b] = "stop", True
             fault_point("sample-token")
             if bool(done.all()):
                 break
@@ -118,6 +144,7 @@ class HFSampler:
             logits = self.model(input_ids=choice[:, None], attention_mask=mask, position_ids=next_pos[:, None],
                                 past_key_values=cache, use_cache=True).logits[:, -1].float()
             next_pos = next_pos + 1
-        comps = [Completion(text=self.tokenizer.decode(tokens[b], skip_special_tokens=False), token_ids=tokens[b],
-                            logp_sampling=lp_s[b], logp_model=lp_m[b], finish_reason=finish[b]) for b in range(B)]
+        comps = [Completion(text=texts[b] if b in texts else self.tokenizer.decode(tokens[b], skip_special_tokens=False),
+                            token_ids=tokens[b], logp_sampling=lp_s[b], logp_model=lp_m[b], finish_reason=finish[b])
+                 for b in range(B)]
         return comps, used

