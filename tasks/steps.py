@@ -12,7 +12,10 @@ from varreason.config import ExperimentConfig
 from varreason.io import ArtifactRef
 
 
-@task(name="step", **STEP)
+# log_prints off (the flow turns it on for its own prints): Prefect's print capture broke the stdout capture
+# `datasets` uses (through dill) to fingerprint lm-eval's filter functions, spilling bytecode into the evaluate
+# log; library code reports through its stats and tqdm, never print.
+@task(name="step", log_prints=False, **STEP)
 def run_step(step: str, cfg: ExperimentConfig, refs: dict[str, ArtifactRef | None], ctx: dict,
              label: str) -> ArtifactRef:
     return steps.run_step(step, cfg, refs, label=label, **ctx)

@@ -81,10 +81,12 @@ def test_hub_suites_field_names_exactly_the_hub_tasks():
     from typing import get_args
 
     from varreason.config import EvalConfig
-    from varreason.eval.harness import HUB_TASKS
+    from varreason.eval.harness import HUB_TASKS, KNOWN_TASKS
 
     (literal,) = get_args(EvalConfig.model_fields["hub_suites"].annotation)
     assert set(get_args(literal)) == set(HUB_TASKS)
+    key, _ = get_args(EvalConfig.model_fields["n_samples_by_task"].annotation)
+    assert set(get_args(key)) == set(KNOWN_TASKS)
     assert load_config(PARAMS, "tiny").eval.hub_suites == []  # offline default: shipped tasks only
     assert load_config(PARAMS, "qwen3").eval.hub_suites == list(HUB_TASKS)  # the paper's suite
 

@@ -59,7 +59,8 @@ def _run_node(node, refs: dict, over: dict) -> dict:
 def test_every_step_loads_only_what_its_fingerprint_covers(tmp_path):
     from varreason.fingerprint import NEUTRAL, rel
 
-    over = {"artifacts_dir": str(tmp_path / "a"), "results_dir": str(tmp_path / "r"), "em.rounds": 1}
+    over = {"artifacts_dir": str(tmp_path / "a"), "results_dir": str(tmp_path / "r"), "em.rounds": 1,
+            "baselines.grpo": True}  # every step of the table runs
     cfg = load_config(ROOT / "params.yaml", "smoke", over)
     refs: dict[str, dict] = {}
     seen, problems = set(), []

@@ -13,8 +13,9 @@ the token, waits up to ``grace`` seconds, SIGKILLs the survivors and repeats unt
 Why an environment marker and not process groups or per-child death signals: Ray and the launchers put their
 processes in sessions of their own and spawn grandchildren, and a process whose parent dies is re-parented to
 init, so neither the process tree nor a group still leads back to the run once it is dead; the environment is
-inherited through fork and exec by default and outlives the parent. A process started with a scrubbed
-environment escapes (the code grader's sandboxed ``python -I`` passes the marker on explicitly, see
+inherited through fork and exec by default and outlives the parent. A process that overwrites its environment
+block (``setproctitle``) is still found while its parent carries the token (:func:`marked` takes descendants
+too). A process started with a scrubbed environment escapes (the code grader's sandboxed ``python -I`` passes the marker on explicitly, see
 :func:`owner_env`). Reading another process's environment needs the same user (or root): the reaper only ever
 sees processes it may signal anyway. Linux only (``/proc``); elsewhere the reaper starts and finds nothing.
 
@@ -104,8 +105,14 @@ def owners(pid: int) -> list[str]:
 
 
 def marked(token: str, exclude: tuple[int, ...] = ()) -> list[Proc]:
-    """Live processes whose environment carries ``token``."""
-    return [p for p in processes() if p.pid not in exclude and p.state != "Z" and token in owners(p.pid)]
+    """Live processes whose environment carries ``token``, and every live descendant of those. The descendants
+    because a process can lose its marker after exec: ``setproctitle`` (Ray's ``ray::DashboardAgent`` and
+    ``ray::RuntimeEnvAgent``) writes a long title over the memory that ``/proc/<pid>/environ`` reads."""
+    table = processes()
+    found = {p.pid: p for p in table if p.pid not in exclude and p.state != "Z" and token in owners(p.pid)}
+    for p in list(found.values()):
+        found.update({d.pid: d for d in descendants(p.pid, table) if d.pid not in exclude})
+    return list(found.values())
 
 
 def owner_env() -> dict[str, str]:

@@ -98,15 +98,33 @@ def _why(root: str, out: str, step: str, label: str, parts: dict) -> tuple[str, 
     return _diff(meta["parts"], parts) + other, wall
 
 
+def _pending(c: ExperimentConfig, node: Node, known: dict[str, ArtifactRef | None], building: dict[str, str],
+             pending: list[tuple[str, str]]) -> StatusRow:
+    """A step whose inputs are not built yet: its key is unknown, but if an earlier step of this run has the same
+    step, config, run position and inputs (the same upstream steps, by their place in the run), it has the same
+    key and the run takes it from that step (the estimators' shared round-1 traces, say)."""
+    s = STEPS[node.step]
+    refs = {r: (None if u is None else known[u] if known.get(u) is not None
+                else ArtifactRef(path="", sha=f"built in this run by {building.get('node:' + u, u)}"))
+            for r, u in node.inputs.items()}
+    first = building.setdefault(f"{s.out}/{artifact_key(s.out, {'step': s.name, **key_parts(s, c, refs, node.ctx)})}",
+                                node.run)
+    building["node:" + node.run] = building.get("node:" + first, first)
+    gpus = resources(c, node.step)[0]
+    if first != node.run:
+        return StatusRow(node.run, "cached", f"built by {first} in this run", None, 0, None, gpus)
+    role, up = pending[0]
+    return StatusRow(node.run, "may run", f"input {role} ({up}) is rebuilt first", None,
+                     tokens(c, node.step)[0], None, gpus)
+
+
 def _node(c: ExperimentConfig, node: Node, known: dict[str, ArtifactRef | None], building: dict[str, str]
           ) -> tuple[StatusRow, ArtifactRef | None]:
     s, root = STEPS[node.step], c.artifacts_dir
     gpus = resources(c, node.step)[0]
     pending = [(r, u) for r, u in node.inputs.items() if u is not None and known.get(u) is None]
     if pending:
-        role, up = pending[0]
-        return StatusRow(node.run, "may run", f"input {role} ({up}) is rebuilt first", None,
-                         tokens(c, node.step)[0], None, gpus), None
+        return _pending(c, node, known, building, pending), None
     refs = {r: (known[u] if u else None) for r, u in node.inputs.items()}
     ranges = shard_ranges(c.data.n_train, c.sharding.shards) if s.sharded and c.sharding.shards > 1 else [None]
     shard_refs = []
@@ -116,6 +134,7 @@ def _node(c: ExperimentConfig, node: Node, known: dict[str, ArtifactRef | None],
         ref = _cached(root, s.out, parts)
         first = building.setdefault(f"{s.out}/{artifact_key(s.out, parts)}", node.run)
         if ref is None and first != node.run:  # an earlier step of this run computes the same key
+            building["node:" + node.run] = building.get("node:" + first, first)
             return StatusRow(node.run, "cached", f"built by {first} in this run", None, 0, None, gpus), None
         if ref is None:
             label = node.run + (f"-s{i}" if rng else "")
@@ -134,7 +153,8 @@ def _node(c: ExperimentConfig, node: Node, known: dict[str, ArtifactRef | None],
 def status(cfg: ExperimentConfig) -> list[StatusRow]:
     """One row per task run of the profile, in execution order."""
     known: dict[str, ArtifactRef | None] = {}
-    building: dict[str, str] = {}  # artifact key -> the first task run of this run that has it
+    building: dict[str, str] = {}  # artifact key -> the first task run of this run that has it; "node:" + a task
+    # run not built yet -> the first task run with the same key (so equal inputs name the same upstream step)
     rows = []
     for node in graph(cfg):
         row, ref = _node(cfg, node, known, building)

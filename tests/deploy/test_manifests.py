@@ -57,7 +57,7 @@ def test_deploy_script_creates_every_pool_and_the_gpu_limit():
     cfg = load_config(ROOT / "params.yaml", "tiny")
     gpu = {name for name in STEPS if "gpu" in step_task(cfg, name, name).tags}
     assert gpu == {"train-pi0", "train-q0", "sample-traces", "score-traces", "rollout-answers", "train-reasoner",
-                   "sample-refresh", "train-posterior", "sample-rft", "evaluate"}
+                   "sample-refresh", "train-posterior", "sample-rft", "build-grpo-set", "train-grpo", "evaluate"}
 
 
 def test_k8s_template_variables_are_a_valid_schema_and_cover_every_placeholder():

@@ -172,6 +172,19 @@ def _stable(obj):
     return obj
 
 
+def _first_diff(a, b, at: str = "") -> str:
+    """The first leaf where ``a`` and ``b`` differ, as ``path: a != b``."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        for k in sorted(set(a) | set(b)):
+            if a.get(k) != b.get(k):
+                return _first_diff(a.get(k), b.get(k), f"{at}.{k}")
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        for i, (x, y) in enumerate(zip(a, b)):
+            if x != y:
+                return _first_diff(x, y, f"{at}[{i}]")
+    return f"{at or '.'}: {a!r:.80} != {b!r:.80}"
+
+
 def _artifacts(store: Path) -> dict[str, Path]:
     """Every ``<step>/<key>`` directory at a real (non-dot) path."""
     return {f"{d.parent.name}/{d.name}": d for d in sorted(store.glob("[!.]*/[!.]*")) if d.is_dir()}
@@ -279,7 +292,7 @@ def test_crash_anywhere_resume_exactly(env, record_testsuite_property):
             if rc2 == 0:
                 metrics = _stable(json.loads((state / "results" / "metrics.json").read_text()))
                 if metrics != ref_metrics:
-                    errs.append("metrics differ from the uninterrupted run")
+                    errs.append(f"metrics differ from the uninterrupted run: {_first_diff(ref_metrics, metrics)}")
                 states2 = _tasks(log2)
                 errs += [f"{t} not taken from the cache: {states2.get(t)}" for t in sorted(done)
                          if not t.startswith(NEVER_CACHED) and states2.get(t) != "Cached"]

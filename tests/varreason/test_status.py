@@ -39,3 +39,12 @@ def test_status_of_a_partly_built_store(tmp_path, one_thread):
     assert rows["init-backbone"].reason == "param model.hidden_size: 32 -> 48"  # the leaf, not the section
     text = format_status(other, list(rows.values()))
     assert "1 of " in text and "| init-backbone | will run |" in text
+
+
+def test_an_empty_store_names_the_steps_an_earlier_step_of_the_run_builds(tmp_path):
+    """Keys downstream of unbuilt steps are unknown, but equal steps on equal upstream steps share one: the
+    estimators' round-1 traces (sampled from q_phi0) and their scores under pi_theta0 are built once."""
+    c = load_config(PARAMS, "smoke", {"artifacts_dir": str(tmp_path)})
+    shared = {r.run: r.reason for r in status(c) if r.state == "cached"}
+    assert shared == {"sample-traces-em-gml-r1": "built by sample-traces-em-acc-r1 in this run",
+                      "score-traces-em-gml-r1": "built by score-traces-em-acc-r1 in this run"}
