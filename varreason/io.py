@@ -56,12 +56,33 @@ def _json_default(obj: Any) -> Any:
     raise TypeError(f"cannot hash {type(obj).__name__}")
 
 
+_STATS_FILES = ("stats.json", "metrics.json")
+
+
+def _timing(key: str) -> bool:
+    """A wall-clock field of a stats file (``wall_s``, ``sample_wall_s``, ``seconds``, ``tokens_per_s``)."""
+    return "wall_s" in key or "seconds" in key or key.endswith("_per_s")
+
+
+def _without_timing(obj: Any) -> Any:
+    if isinstance(obj, dict):
+        return {k: _without_timing(v) for k, v in obj.items() if not _timing(k)}
+    if isinstance(obj, list):
+        return [_without_timing(v) for v in obj]
+    return obj
+
+
 def hash_dir(path: Path) -> str:
-    """Content hash of a directory: relative paths and bytes of every file (marker and key files excluded)."""
+    """Content hash of a directory: relative paths and bytes of every file (marker and key files excluded), with
+    the wall-clock fields of its ``stats.json``/``metrics.json`` left out, so a rebuild that produces the same
+    data has the same hash and the steps downstream of it stay cached."""
     h = hashlib.sha256()
     for file in sorted(p for p in path.rglob("*") if p.is_file() and p.name not in _META):
         h.update(str(file.relative_to(path)).encode())
         h.update(b"\0")
+        if file.name in _STATS_FILES and file.parent == path:
+            h.update(json.dumps(_without_timing(json.loads(file.read_bytes())), sort_keys=True).encode())
+            continue
         with open(file, "rb") as fh:
             for chunk in iter(lambda: fh.read(1 << 20), b""):
                 h.update(chunk)

@@ -2,6 +2,7 @@
 
 from pathlib import Path
 
+import json
 import pytest
 
 from varreason.io import ArtifactError, ArtifactRef, hash_dir, produce, store_id, write_atomic
@@ -120,3 +121,23 @@ def test_store_id(tmp_path):
     assert (r1 / ".store-id").read_text().strip() == a
     b = store_id(r2)
     assert a != b and len(a) == 32
+
+
+def test_hash_dir_leaves_out_the_wall_clock_of_stats(tmp_path):
+    """A rebuild with the same data has the same hash (so what it feeds stays cached); any other stat counts."""
+    d = tmp_path / "d"
+    d.mkdir()
+    stats = {"n": 3, "wall_s": 1.5, "tokens_per_s": 10.0, "seconds": 1.4, "shards": [{"wall_s": 0.7}]}
+    (d / "stats.json").write_text(json.dumps(stats))
+    h = hash_dir(d)
+    (d / "stats.json").write_text(json.dumps({**stats, "wall_s": 9.0, "tokens_per_s": 2.0, "seconds": 8.8,
+                                              "shards": [{"wall_s": 4.0}]}))
+    assert hash_dir(d) == h
+    (d / "stats.json").write_text(json.dumps({**stats, "n": 4}))
+    assert hash_dir(d) != h
+    (d / "metrics.json").write_text(json.dumps({"accuracy": 0.5, "sample_wall_s": 3.0}))
+    h = hash_dir(d)
+    (d / "metrics.json").write_text(json.dumps({"accuracy": 0.5, "sample_wall_s": 4.0}))
+    assert hash_dir(d) == h
+    (d / "metrics.json").write_text(json.dumps({"accuracy": 0.25, "sample_wall_s": 4.0}))
+    assert hash_dir(d) != h
