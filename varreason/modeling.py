@@ -8,6 +8,7 @@ tokens. Checkpoints are written with ``save_pretrained`` and load with plain ``t
 from __future__ import annotations
 
 import re
+import threading
 from pathlib import Path
 
 import torch
@@ -20,6 +21,11 @@ PAD, EOS = "<|pad|>", "<|endoftext|>"
 MARKERS = ["<|im_start|>", "<|im_end|>", "<|begin_of_thought|>", "<|end_of_thought|>",
            "<|begin_of_solution|>", "<|end_of_solution|>"]
 _SPECIAL = re.compile("|".join(re.escape(m) for m in MARKERS + [PAD, EOS]))
+
+# Building a model is not thread-safe: transformers initialises parameters on the meta device by patching
+# torch.nn.Module process-wide while it loads, and a seeded init draws from torch's global generator. Steps of
+# concurrent chains (em.concurrent_chains) run in threads of one process, so every construction holds this lock.
+CONSTRUCT = threading.RLock()
 
 
 def build_char_tokenizer(chars: list[str], prompt: PromptConfig) -> PreTrainedTokenizerFast:
@@ -50,8 +56,9 @@ def build_tiny_model(cfg: ModelConfig, tokenizer: PreTrainedTokenizerFast, seed:
         pad_token_id=tokenizer.pad_token_id, eos_token_id=tokenizer.eos_token_id, bos_token_id=None,
         rope_theta=10000.0,
     )
-    torch.manual_seed(seed)
-    return Qwen3ForCausalLM(config)
+    with CONSTRUCT:
+        torch.manual_seed(seed)
+        return Qwen3ForCausalLM(config)
 
 
 def save_checkpoint(model: torch.nn.Module, tokenizer, out: Path) -> None:
@@ -65,8 +72,9 @@ def load_checkpoint(path: str | Path, cfg: ModelConfig, device: str = "cpu"):
     if not any(path.glob("*.safetensors")):
         raise FileNotFoundError(f"{path} has no .safetensors weights; only safetensors checkpoints are loaded")
     dtype = getattr(torch, cfg.dtype)
-    model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=dtype,
-                                                 trust_remote_code=cfg.trust_remote_code).to(device)
+    with CONSTRUCT:
+        model = AutoModelForCausalLM.from_pretrained(path, use_safetensors=True, dtype=dtype,
+                                                     trust_remote_code=cfg.trust_remote_code).to(device)
     tokenizer = AutoTokenizer.from_pretrained(path, trust_remote_code=cfg.trust_remote_code)
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token

@@ -85,3 +85,36 @@ def test_deleting_the_store_recomputes(harness, tmp_path):
     assert _scores(second.result()) == _scores(first.result())  # same seeds, same numbers
     states = asyncio.run(_task_states(second.state_details.flow_run_id))
     assert not any(s == "Cached" for s in states.values()), states
+
+
+async def _task_times(flow_run_id) -> dict[str, tuple]:
+    async with get_client() as client:
+        runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+    return {r.name: (r.start_time, r.end_time) for r in runs if r.start_time and r.end_time}
+
+
+@pytest.mark.slow
+def test_concurrent_chains_give_the_sequential_results_and_overlap(harness, tmp_path):
+    """em.concurrent_chains: the Acc, GML and RFT chains run at once (threads of the flow run) after the shared
+    set-up; the same artifacts (same keys, in a fresh store each) and the same numbers as one after another."""
+    small = {"em.rounds": 1, "data.n_train": 60, "data.n_heldout": 20, "data.n_seed_traces": 30,
+             "train.init_steps": 20, "train.steps": 10, "train.posterior_steps": 10}
+    out = {}
+    for mode in ("sequential", "concurrent"):
+        overrides = {**small, "artifacts_dir": str(tmp_path / mode / "a"), "results_dir": str(tmp_path / mode / "r"),
+                     "em.concurrent_chains": mode == "concurrent"}
+        state = vr_em(profile="smoke", params_path=str(ROOT / "params.yaml"), overrides=overrides, return_state=True)
+        assert state.is_completed(), state
+        keys = sorted(str(p.relative_to(tmp_path / mode / "a")) for p in (tmp_path / mode / "a").glob("[!.]*/[!.]*"))
+        out[mode] = (sorted(_scores(state.result()), key=lambda r: (r["method"], r["round"])), keys,
+                     asyncio.run(_task_times(state.state_details.flow_run_id)))
+    assert out["concurrent"][0] == out["sequential"][0]
+    assert out["concurrent"][1] == out["sequential"][1]  # every artifact, by its content key
+
+    def span(times, chain):
+        mine = [t for n, t in times.items() if n.endswith(f"-{chain}-r1") and not n.startswith("evaluate-sft")]
+        return min(s for s, _ in mine), max(e for _, e in mine)
+
+    for mode, overlap in (("sequential", False), ("concurrent", True)):
+        spans = sorted(span(out[mode][2], chain) for chain in ("em-acc", "em-gml", "rft"))
+        assert any(a[1] > b[0] for a, b in zip(spans, spans[1:])) == overlap, (mode, spans)

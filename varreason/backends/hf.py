@@ -40,7 +40,10 @@ class HFSampler:
     def sync_weights(self, checkpoint: str) -> None:
         from transformers import AutoModelForCausalLM
 
-        self.model = AutoModelForCausalLM.from_pretrained(checkpoint, use_safetensors=True).to(self.device).eval()
+        from varreason.modeling import CONSTRUCT
+
+        with CONSTRUCT:
+            self.model = AutoModelForCausalLM.from_pretrained(checkpoint, use_safetensors=True).to(self.device).eval()
 
     def _stop_ids(self, stop: tuple[str, ...]) -> list[list[int]]:
         return [self.tokenizer.encode(s, add_special_tokens=False) for s in stop] + [[self.tokenizer.eos_token_id]]

@@ -23,8 +23,9 @@ def init_backbone(out: Path, c, task: ArtifactRef) -> None:
         else:
             from transformers import AutoModelForCausalLM, AutoTokenizer
 
-            net = AutoModelForCausalLM.from_pretrained(model.name_or_path, use_safetensors=True,
-                                                       trust_remote_code=model.trust_remote_code)
+            with modeling.CONSTRUCT:
+                net = AutoModelForCausalLM.from_pretrained(model.name_or_path, use_safetensors=True,
+                                                           trust_remote_code=model.trust_remote_code)
             tok = AutoTokenizer.from_pretrained(model.name_or_path, trust_remote_code=model.trust_remote_code)
         modeling.save_checkpoint(net, tok, out)
         st.update(n_params=modeling.n_params(net))
