@@ -119,7 +119,7 @@ def _vllm_rate(ckpt: Path, mcfg, prompts: list[str], params, device: str) -> dic
 
 def bench_training(ckpt: Path, sz: dict, device: str, peak: float | None, work: Path) -> dict:
     """The launcher path on one process with bf16 mixed precision; tokens/s from ``train_result.json``."""
-    from varreason.config import ModelConfig, TrainConfig
+    from varreason.config import ModelConfig, load_config
     from varreason.io import write_rows
     from varreason.preflight import checkpoint_params
 
@@ -127,9 +127,9 @@ def bench_training(ckpt: Path, sz: dict, device: str, peak: float | None, work: 
     body = " ".join(words[i % len(words)] for i in range(sz["seq"]))
     write_rows(work / "examples.parquet", [{"prompt": "Q", "response": body, "weight": 1.0}
                                            for _ in range(sz["batch"] * 4)])
-    train = TrainConfig(lr=1e-5, batch_size=sz["batch"], init_steps=1, steps=sz["train_steps"], posterior_steps=1,
-                        warmup_frac=0.0, weight_decay=0.0, grad_clip=1.0,
-                        launcher={"kind": "accelerate", "num_processes": 1, "gradient_checkpointing": True})
+    train = load_config(ROOT / "params.yaml", "qwen3").train.model_copy(update=dict(  # qwen3's optimiser settings
+        lr=1e-5, batch_size=sz["batch"], init_steps=1, steps=sz["train_steps"], posterior_steps=1, warmup_frac=0.0,
+        launcher={"kind": "accelerate", "num_processes": 1, "gradient_checkpointing": True}))
     mcfg = ModelConfig(kind="pretrained", name_or_path=str(ckpt), max_length=sz["seq"], dtype="bfloat16")
     spec = {"train": train.model_dump(), "model": mcfg.model_dump(), "init": str(ckpt),
             "sets": [str(work / "examples.parquet")], "steps": sz["train_steps"], "seed": 0, "out": str(work / "out")}

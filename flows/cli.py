@@ -118,9 +118,9 @@ def _preflight(cfg) -> None:
     from varreason.inputs import check_inputs, writable_dir
     from varreason.preflight import check, check_data
 
+    check_inputs(cfg)  # first: a mistyped path is the more precise message than "cannot run on this machine"
     check(cfg)  # the flow checks again; here a missing GPU, model or dataset fails before Prefect starts
     check_data(cfg)
-    check_inputs(cfg)
     for var in ("PREFECT_HOME", "PREFECT_LOCAL_STORAGE_PATH"):
         if os.environ.get(var):
             writable_dir(os.environ[var], var, f"set {var} to a writable directory")

@@ -10,7 +10,7 @@ writes, under ``--out``:
   layout (NFC, Qwen2's split regex, byte-level) and saved as ``Qwen2Tokenizer``, Qwen3's added tokens after the
   learnt vocabulary (``<|endoftext|>``, ``<|im_start|>``, ``<|im_end|>``, ..., ``<think>``) and a ChatML chat
   template. It loads through the calls that load ``Qwen/Qwen3-4B-Base`` (``AutoModelForCausalLM`` /
-  ``AutoTokenizer.from_pretrained``, vLLM ``LLM(model=...)``). As in Qwen3, the Bespoke markers
+  ``AutoTokenizer.from_pretrained``, the vLLM engine (``vllm.LLM``)). As in Qwen3, the Bespoke markers
   (``<|begin_of_thought|>`` ...) are not tokens of their own: they are text, several BPE tokens each.
 * ``qwen3-mini-vocab151936/`` (``--vocab full``): the same with Qwen3's 151,936 embedding rows (more rows than
   tokenizer entries, as in Qwen3), for the scoring benchmark.

@@ -15,7 +15,8 @@ processes in sessions of their own and spawn grandchildren, and a process whose 
 init, so neither the process tree nor a group still leads back to the run once it is dead; the environment is
 inherited through fork and exec by default and outlives the parent. A process that overwrites its environment
 block (``setproctitle``) is still found while its parent carries the token (:func:`marked` takes descendants
-too). A process started with a scrubbed environment escapes (the code grader's sandboxed ``python -I`` passes the marker on explicitly, see
+too), and after that parent died: while the run lives, the reaper records every marked process and descendant
+once a second and reaps those as well. A process started with a scrubbed environment escapes (the code grader's sandboxed ``python -I`` passes the marker on explicitly, see
 :func:`owner_env`). Reading another process's environment needs the same user (or root): the reaper only ever
 sees processes it may signal anyway. Linux only (``/proc``); elsewhere the reaper starts and finds nothing.
 
@@ -121,17 +122,24 @@ def owner_env() -> dict[str, str]:
     return {OWNERS: os.environ[OWNERS]} if os.environ.get(OWNERS) else {}
 
 
-def reap(token: str, grace: float = 3.0, rounds: int = 5) -> list[Proc]:
-    """SIGTERM every process carrying ``token``, SIGKILL what is left after ``grace`` s, repeat (a dying parent
-    may have started a child meanwhile) for up to ``rounds`` rounds, until two scans 0.3 s apart find none.
-    Returns the processes signalled."""
+def reap(token: str, grace: float = 3.0, rounds: int = 5, also: list[Proc] = ()) -> list[Proc]:
+    """SIGTERM every process carrying ``token`` and every live process of ``also`` (met earlier: a process that
+    lost its marker to ``setproctitle`` and whose marked parent has died since, like Ray's agents once raylet
+    exits), SIGKILL what is left after ``grace`` s, repeat (a dying parent may have started a child meanwhile)
+    for up to ``rounds`` rounds, until two scans 0.3 s apart find none. Returns the processes signalled."""
     hit: list[Proc] = []
     me = (os.getpid(),)
+
+    def scan() -> list[Proc]:
+        now = marked(token, exclude=me)
+        ids = {(p.pid, p.start) for p in now}
+        return now + [p for p in also if (p.pid, p.start) not in ids and p.pid not in me and alive(p)]
+
     for i in range(rounds):
-        found = marked(token, exclude=me)
+        found = scan()
         if not found:  # look twice: a process in the middle of execve shows an empty environment for a moment
             time.sleep(0.3)
-            found = marked(token, exclude=me)
+            found = scan()
         if not found:
             break
         hit += [p for p in found if p not in hit]
@@ -170,9 +178,11 @@ def watch(token: str, parent: int, grace: float = 3.0) -> None:
     from a user killing the whole session ends it the default way) is mistaken for the parent's death."""
     signal.pthread_sigmask(signal.SIG_BLOCK, {signal.SIGUSR1})
     _set_parent_death_signal(signal.SIGUSR1)
+    seen: dict[tuple[int, int], Proc] = {}  # every marked process (and descendant) met while the run lived
     while os.getppid() == parent:  # also true at once if the parent died before the prctl above
-        signal.sigtimedwait({signal.SIGUSR1}, 1.0)
-    reap(token, grace=grace)
+        if signal.sigtimedwait({signal.SIGUSR1}, 1.0) is None:
+            seen.update({(p.pid, p.start): p for p in marked(token, exclude=(os.getpid(),))})
+    reap(token, grace=grace, also=list(seen.values()))
 
 
 def adopt_descendants(grace: float = 3.0) -> str:

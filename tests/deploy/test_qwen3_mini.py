@@ -30,7 +30,8 @@ pytestmark = pytest.mark.slow
 ROOT = Path(__file__).resolve().parents[2]
 MINI = ROOT / "mini"
 BACKEND = os.environ.get("VR_MINI_BACKEND", "hf")
-NEVER_CACHED = ("preflight", "publish-results", "dvc-version")
+# by design they run every time (promotion: the gate, and the push and pointer moves of what it promotes)
+NEVER_CACHED = ("preflight", "status", "publish-results", "dvc-version", "promote", "push-", "point-")
 RUN_TIMEOUT = 1500
 
 
@@ -106,14 +107,16 @@ def _task_runs(stack, flow_run_id) -> list:
     return stack.api(go)
 
 
-def _shared_in_run(overrides: dict) -> set[str]:
-    """Task runs that `--status` on an empty store says an earlier task run of the same run builds."""
-    from varreason.config import load_config
-    from varreason.status import status
+def _trained(art: Path) -> dict[str, dict]:
+    """The stats of every checkpoint in the store, by the task run that built it (its ``.key.json`` label)."""
+    return {json.loads((p.parent / ".key.json").read_text())["label"]: json.loads(p.read_text())
+            for p in art.glob("checkpoint/[!.]*/stats.json")}
 
-    rows = status(load_config(ROOT / "params.yaml", "qwen3-mini", overrides))
-    assert not any(r.state == "cached" and "in this run" not in r.reason for r in rows), rows  # the store is empty
-    return {r.run for r in rows if "in this run" in r.reason}
+
+def _built(art: Path) -> set[str]:
+    """The task runs (shard suffix dropped) that built an artifact of the store (their ``.key.json`` labels)."""
+    labels = (json.loads(p.read_text()).get("label") for p in art.glob("*/[!.]*/.key.json"))
+    return {re.sub(r"-s\d+$", "", x) for x in labels if x}
 
 
 def _run(stack, overrides: dict, timeout: float = RUN_TIMEOUT):
@@ -137,19 +140,21 @@ def first(worker):
 def test_first_run_composes_every_piece(worker, first):
     run, wall = first
     tasks = {t.name: t.state.name for t in _task_runs(worker, run.id)}
-    # A fresh store computes every step; a step whose key another task run of the same run computed first (the
-    # estimators' shared round-1 scoring under pi0, say) is Cached, as `--status` said before the run.
-    shared = _shared_in_run(_overrides(worker, "main"))
-    node = {t: re.sub(r"-s\d+$", "", t.removeprefix("merge-")) for t in tasks}
-    assert {t for t, s in tasks.items() if s != "Completed"} == {t for t in tasks if node[t] in shared}, tasks
+    # A fresh store computes every step, except a step whose key another task run of the same run computed first
+    # (the estimators' shared round-1 traces and scores under pi0): Cached exactly when it built nothing.
+    built = _built(Path(_overrides(worker, "main")["artifacts_dir"]))
+    node = {t: re.sub(r"-s\d+$", "", t.removeprefix("merge-")) for t in tasks
+            if not t.startswith(NEVER_CACHED + ("shards-",))}
+    assert {t for t in node if tasks[t] != "Completed"} == {t for t, n in node.items() if n not in built}, tasks
+    assert {"sample-traces-em-gml-r1", "score-traces-em-gml-r1"} <= set(node.values()) - built  # as --status says
     assert set(tasks.values()) <= {"Completed", "Cached"}, tasks
     for step in ("sample-traces-em-acc-r1", "score-traces-em-acc-r1", "rollout-answers-em-acc-r1",
                  "score-traces-em-gml-r1", "sample-responses-rft-r1"):
         assert {f"{step}-s0", f"{step}-s1", f"merge-{step}"} <= set(tasks), sorted(tasks)
     art = Path(_overrides(worker, "main")["artifacts_dir"])
-    trained = [json.loads(p.read_text()) for p in art.glob("checkpoint/*/stats.json")]
-    assert {s["name"] for s in trained} == {"pi0", "q0", "pi-em-acc-r1", "pi-em-gml-r1", "pi-rft-r1"}
-    assert all(s["world"] == 2 for s in trained), trained  # accelerate launch, 2 processes
+    trained = _trained(art)
+    assert set(trained) == {"train-pi0", "train-q0", "train-pi-em-acc-r1", "train-pi-em-gml-r1", "train-pi-rft-r1"}
+    assert all(s["world"] == 2 for s in trained.values()), trained  # accelerate launch, 2 processes
     task = json.loads(next(art.glob("task/*/stats.json")).read_text())
     assert task["dataset"] == "zhouxiangxin/Bespoke-Stratos-17k-Reformatted" and task["n_train"] == 16
     evals = [json.loads(p.read_text()) for p in art.glob("eval/*/metrics.json")]
@@ -204,8 +209,7 @@ def test_killed_worker_resumes_training_from_the_launcher_state(worker, first):
     assert run.state.is_completed(), f"{run.state}:\n{worker.log('worker-mini')}"
     print(f"\nqwen3-mini ({BACKEND}) after the kill at step {state['step']}: {wall:.0f} s, load {os.getloadavg()}",
           file=sys.stderr)
-    pi0 = next(json.loads(p.read_text()) for p in art.glob("checkpoint/*/stats.json")
-               if json.loads(p.read_text())["name"] == "pi0")
+    pi0 = _trained(art)["train-pi0"]
     assert pi0["resumed_from"] == state["step"] >= 4, (pi0, state)
     assert not list(art.glob("checkpoint/.work-*")), "the resumed training left its state dir behind"
 

@@ -164,9 +164,11 @@ def _tasks(log: str) -> dict[str, str]:
 
 
 def _stable(obj):
-    """metrics.json without wall-clock fields (everything else is a function of the seeds)."""
+    """metrics.json without wall-clock fields (everything else is a function of the seeds) and without the
+    ``artifacts`` provenance list: a resumed training records where it resumed in its stats.json, so its
+    checkpoint's content hash (and the keys below it) differ from an uninterrupted run's, not its numbers."""
     if isinstance(obj, dict):
-        return {k: _stable(v) for k, v in obj.items() if not k.endswith(_VOLATILE)}
+        return {k: _stable(v) for k, v in obj.items() if not k.endswith(_VOLATILE) and k != "artifacts"}
     if isinstance(obj, list):
         return [_stable(v) for v in obj]
     return obj
