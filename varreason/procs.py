@@ -16,7 +16,8 @@ init, so neither the process tree nor a group still leads back to the run once i
 inherited through fork and exec by default and outlives the parent. A process that overwrites its environment
 block (``setproctitle``) is still found while its parent carries the token (:func:`marked` takes descendants
 too), and after that parent died: while the run lives, the reaper records every marked process and descendant
-once a second and reaps those as well. A process started with a scrubbed environment escapes (the code grader's sandboxed ``python -I`` passes the marker on explicitly, see
+once a second and reaps those as well. A process started with a scrubbed environment escapes (the code
+grader's sandboxed ``python -I`` passes the marker on explicitly, see
 :func:`owner_env`). Reading another process's environment needs the same user (or root): the reaper only ever
 sees processes it may signal anyway. Linux only (``/proc``); elsewhere the reaper starts and finds nothing.
 

@@ -175,7 +175,7 @@ def test_first_run_composes_every_piece(worker, first):
             any_=[run.id])))
 
     keys = {a.key for a in worker.api(artifacts) if a.key}
-    assert keys == {"vr-em-qwen3-mini-accuracy", "vr-em-qwen3-mini-report", "vr-em-qwen3-mini-run-info"}, keys
+    assert keys == {f"vr-em-qwen3-mini-{k}" for k in ("accuracy", "report", "run-info", "status", "promotion")}, keys
 
 
 def test_second_run_is_all_cache_hits(worker, first):
