@@ -48,13 +48,7 @@ def bench_scoring(fx: Fixture, n: int = 500, repeats: int = 5, peak: dict | None
     ctx, tgt = pairs(fx, tok, n)
     ours = lambda: score(model, ctx, tgt, pad_id=tok.pad_token_id, progress=False)  # noqa: E731
     naive = lambda: naive_score(model, ctx, tgt)  # noqa: E731
-    a, b = ours(), naive()
-    flat_a = torch.tensor([x for row in a for x in row])
-    flat_b = torch.tensor([x for row in b for x in row])
-    max_diff = float((flat_a - flat_b).abs().max())
-    agree = [len(x) for x in a] == [len(x) for x in b] and torch.allclose(flat_a, flat_b, atol=1e-4, rtol=1e-4)
-    if not agree:
-        raise AssertionError(f"batched and batch-1 scoring disagree (max |diff| {max_diff:.2e})")
+    max_diff = _agree(ours(), naive(), "")
     # Info only: the same scorer with smaller batches (the flow uses the default 16384 padded tokens).
     small = lambda: score(model, ctx, tgt, max_tokens_per_batch=2048, pad_id=tok.pad_token_id, progress=False)  # noqa: E731
     t_ours, t_naive, t_small = [], [], []
@@ -75,7 +69,7 @@ def bench_scoring(fx: Fixture, n: int = 500, repeats: int = 5, peak: dict | None
     return rate_row("scoring tokens/s", r_ours, r_naive, 10, "tokens/s",
                     ours_2048_tokens_per_batch=rate_row("", r_small, r_naive, 10, "tokens/s"),
                     sequences=n, roofline=roofline,
-                    tokens_per_call=tokens, agree=agree, max_abs_diff=max_diff,
+                    tokens_per_call=tokens, agree=True, max_abs_diff=max_diff,
                     naive_desc="batch-1 forward, full [L, V] fp32 log-softmax (reference style)",
                     ours_desc="varreason.scoring.score, 16384 padded tokens per forward")
 
@@ -102,6 +96,17 @@ def vocab_fixture(root: str | Path, n: int):
     return model, tok, ctx, tgt
 
 
+def _agree(a: list[list[float]], b: list[list[float]], where: str) -> float:
+    """Max |difference| of two scorers' log-probs; AssertionError unless they have the same lengths and agree
+    within 1e-4 (absolute and relative)."""
+    flat_a = torch.tensor([x for row in a for x in row])
+    flat_b = torch.tensor([x for row in b for x in row])
+    max_diff = float((flat_a - flat_b).abs().max())
+    if [len(x) for x in a] != [len(x) for x in b] or not torch.allclose(flat_a, flat_b, atol=1e-4, rtol=1e-4):
+        raise AssertionError(f"batched and batch-1 scoring disagree{where} (max |diff| {max_diff:.2e})")
+    return max_diff
+
+
 def bench_scoring_vocab(root: str | Path, n: int = 48, repeats: int = 3) -> dict:
     """``varreason.scoring.score`` vs the batch-1 reference loop on the miniature with Qwen3's vocabulary, where
     the reference's full [L, V] fp32 log-softmax is most of the cost; same log-probs checked first."""
@@ -110,13 +115,7 @@ def bench_scoring_vocab(root: str | Path, n: int = 48, repeats: int = 3) -> dict
     model, tok, ctx, tgt = vocab_fixture(root, n)
     ours = lambda: score(model, ctx, tgt, pad_id=tok.pad_token_id, progress=False)  # noqa: E731
     naive = lambda: naive_score(model, ctx, tgt)  # noqa: E731
-    a, b = ours(), naive()
-    flat_a = torch.tensor([x for row in a for x in row])
-    flat_b = torch.tensor([x for row in b for x in row])
-    max_diff = float((flat_a - flat_b).abs().max())
-    if [len(x) for x in a] != [len(x) for x in b] or not torch.allclose(flat_a, flat_b, atol=1e-4, rtol=1e-4):
-        raise AssertionError(f"batched and batch-1 scoring disagree at V={model.config.vocab_size} "
-                             f"(max |diff| {max_diff:.2e})")
+    max_diff = _agree(ours(), naive(), f" at V={model.config.vocab_size}")
     t_ours, t_naive = [], []
     for _ in range(repeats):  # interleaved, as bench_scoring
         t_ours += timeit(ours, 1, warmup=0)[0]

@@ -213,6 +213,13 @@ def bias_plot(bins: Sequence[Mapping], path: str | Path, names: Sequence[str] | 
     ax.set_ylabel("training signal / its mean")
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
+    return save_png(fig, path)
+
+
+def save_png(fig, path: str | Path) -> Path:
+    """Lay out ``fig``, write it to ``path`` as PNG (parents created) and close it; return the path."""
+    import matplotlib.pyplot as plt
+
     fig.tight_layout()
     out = Path(path)
     out.parent.mkdir(parents=True, exist_ok=True)

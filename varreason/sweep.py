@@ -226,9 +226,4 @@ def means_plot(means: list[dict], metric: str, path: str | Path, title: str = ""
     ax.set_title(title, fontsize=9)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
-    fig.tight_layout()
-    out = Path(path)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(out, format="png")
-    plt.close(fig)
-    return out
+    return bias.save_png(fig, path)

@@ -26,6 +26,14 @@ def rows(ref: ArtifactRef, name: str) -> list[dict]:
     return read_rows(ref.verify() / name)
 
 
+def by_question(responses: ArtifactRef) -> tuple[list[str], dict[str, list[dict]]]:
+    """The rows of ``responses.parquet`` grouped by question: (sorted question ids, ``{qid: rows in order}``)."""
+    by_q: dict[str, list[dict]] = {}
+    for r in rows(responses, "responses.parquet"):
+        by_q.setdefault(r["qid"], []).append(r)
+    return sorted(by_q), by_q
+
+
 def stats(ref: ArtifactRef) -> dict:
     return read_json(ref.verify() / "stats.json")
 

@@ -18,7 +18,7 @@ import torch
 
 from varreason.io import ArtifactRef, write_rows
 from varreason.objectives import group_advantages
-from varreason.pipeline.common import device, load_model, questions, rows, timed
+from varreason.pipeline.common import by_question, device, load_model, questions, timed
 from varreason.pipeline.seeds import seed_rows
 from varreason.prompts import reasoner_prompt
 from varreason.scoring import score
@@ -34,10 +34,7 @@ def build_grpo_set(out: Path, c, responses: ArtifactRef, pi: ArtifactRef, task: 
     prompt = c.prompt
     with timed(out) as st:
         qs = {q["id"]: q for q in questions(task, "train")}
-        by_q: dict[str, list[dict]] = {}
-        for r in rows(responses, "responses.parquet"):
-            by_q.setdefault(r["qid"], []).append(r)
-        qids = sorted(by_q)
+        qids, by_q = by_question(responses)
         adv, st_a = group_advantages(torch.tensor([[float(r["correct"]) for r in by_q[q]] for q in qids]))  # [B, G]
         kept = [(r, float(adv[b, j])) for b, q in enumerate(qids) for j, r in enumerate(by_q[q]) if adv[b, j] != 0]
         net, tok = load_model(pi, c.model)

@@ -11,7 +11,7 @@ import torch
 from varreason import weights as W
 from varreason.estimators import ESTIMATORS, EstimatorInputs, needs_rollouts
 from varreason.io import ArtifactRef, write_rows
-from varreason.pipeline.common import questions, rows, timed
+from varreason.pipeline.common import by_question, questions, rows, timed
 from varreason.pipeline.seeds import seed_rows
 from varreason.prompts import hint_of, posterior_prompt, trace_target
 
@@ -98,10 +98,7 @@ def build_posterior_set(out: Path, c, responses: ArtifactRef, task: ArtifactRef)
     prompt = c.prompt
     with timed(out) as st:
         qs = {q["id"]: q for q in questions(task, "train")}
-        by_q: dict[str, list[dict]] = {}
-        for r in rows(responses, "responses.parquet"):
-            by_q.setdefault(r["qid"], []).append(r)
-        qids = sorted(by_q)
+        qids, by_q = by_question(responses)
         n = max(len(v) for v in by_q.values())
         p = torch.tensor([[float(r["correct"]) for r in by_q[q]] + [0.0] * (n - len(by_q[q])) for q in qids])
         w, st_w = W.forward_kl_weights(p)  # [B, n]
