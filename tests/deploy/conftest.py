@@ -79,6 +79,29 @@ class Stack:
 
         return self.api(poll)
 
+    def task_runs(self, flow_run_id, subflows: bool = False, timeout: float = 120) -> list:
+        """Every task run of a flow run (and of its subflows), once all their states are final.
+
+        Prefect 3 persists task-run states from events, asynchronously: a flow run can read Completed (or Failed)
+        while its last task runs still read Running, so this waits, at most ``timeout`` s."""
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId, TaskRunFilter
+
+        async def go(client):
+            deadline = time.monotonic() + timeout
+            while True:
+                ids = [flow_run_id]
+                if subflows:
+                    ids += [s.id for s in await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                        parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])))]
+                out = []
+                for i in ids:
+                    out += await client.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id={"any_": [i]}))
+                if all(t.state is not None and t.state.is_final() for t in out) or time.monotonic() > deadline:
+                    return out
+                await asyncio.sleep(1)
+
+        return self.api(go)
+
     def start_workers(self) -> None:
         """A process worker on vr-cpu and one on vr-gpu, unless running (another module may have stopped them)."""
         for name, pool in (("worker-cpu", "vr-cpu"), ("worker-gpu", "vr-gpu")):

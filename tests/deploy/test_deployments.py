@@ -5,8 +5,7 @@ through the client API; `vr-em/qwen3` on this CPU machine fails fast with the pr
 import json
 
 import pytest
-from prefect.client.schemas.filters import (ArtifactFilter, ArtifactFilterFlowRunId, FlowRunFilter,
-                                            FlowRunFilterId)
+from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterFlowRunId
 
 pytestmark = pytest.mark.slow
 
@@ -44,10 +43,7 @@ def test_qwen3_fails_fast_with_the_preflight_message(stack, runs):
     assert runs["qwen3_s"] < 150, f"took {runs['qwen3_s']:.0f} s from `deployment run` to Failed"
     assert (run.end_time - run.start_time).total_seconds() < 60
 
-    async def tasks(client):
-        return await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[run.id])))
-
-    ran = {t.name: t.state.name for t in stack.api(tasks)}
+    ran = {t.name: t.state.name for t in stack.task_runs(run.id)}
     assert ran == {"preflight-qwen3": "Failed"}, f"qwen3 half-ran: {ran}"
 
 
