@@ -14,8 +14,10 @@ the code: every command runs from a clone), then, one after the other on the sam
 3. a bare stage process's start-up: ``python -c 'import torch, transformers, varreason.pipeline.run_stage'``
    (median of 3), the floor each of the stages pays.
 
-Both results tables are compared cell for cell. Writes a markdown report (and ``.json`` beside it). Thread count
-is whatever the environment says (``OMP_NUM_THREADS``); pin it for numbers you report.
+Both runs' result rows (metrics.json without wall-clock fields) are compared. The runs' start and end times go to
+``WORK/walls.json``; ``--analyse-only`` reports on a measured ``WORK`` again. Writes a markdown report (and
+``.json`` beside it). Thread count is whatever the environment says (``OMP_NUM_THREADS``; unset: torch's
+default, one per core), as ``make demo`` runs.
 """
 
 from __future__ import annotations
@@ -31,6 +33,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
+PYTHON = str(ROOT / ".venv" / "bin" / "python")
 
 SHIM = """#!/bin/bash
 # benchmarks/dvc_vs_flow.py: log each stage process's start and end, then run the real interpreter
@@ -42,14 +45,14 @@ exit $rc
 """
 
 
-def _run(cmd: list[str], cwd: Path, env: dict, log: Path) -> float:
-    t0 = time.monotonic()
+def _run(cmd: list[str], cwd: Path, env: dict, log: Path) -> tuple[float, float]:
+    """(start, end) epoch seconds of ``cmd``."""
+    t0 = time.time()
     with open(log, "w") as f:
         out = subprocess.run(cmd, cwd=cwd, env=env, stdout=f, stderr=subprocess.STDOUT)
-    wall = time.monotonic() - t0
     if out.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({out.returncode}); see {log}")
-    return wall
+    return t0, time.time()
 
 
 def stage_spans(log: Path) -> list[dict]:
@@ -71,7 +74,7 @@ def _startup(cwd: Path, env: dict) -> float:
     times = []
     for _ in range(3):
         t0 = time.monotonic()
-        subprocess.run([env["VR_PYTHON"], "-c", code], cwd=cwd, env=env, check=True)
+        subprocess.run([PYTHON, "-c", code], cwd=cwd, env=env, check=True)
         times.append(time.monotonic() - t0)
     return statistics.median(times)
 
@@ -80,41 +83,58 @@ def _table(results_md: Path) -> list[str]:
     return [ln for ln in results_md.read_text().splitlines() if ln.startswith("|")]
 
 
-def measure(profile: str, work: Path) -> dict:
+def measure(profile: str, work: Path) -> None:
+    """Run both, cold, one after the other; their start and end times go to ``work/walls.json``."""
     if work.exists():
         shutil.rmtree(work)
     flow_clone, clone = work / "flow", work / "dvc"
     for c in (flow_clone, clone):
         subprocess.run(["git", "clone", "-q", str(ROOT), str(c)], check=True)
-    python = str(ROOT / ".venv" / "bin" / "python")
     shim_dir = work / "shim"
     shim_dir.mkdir()
-    spans_log = work / "stages.log"
-    (shim_dir / "python").write_text(SHIM.format(log=spans_log, python=python))
+    (shim_dir / "python").write_text(SHIM.format(log=work / "stages.log", python=PYTHON))
     (shim_dir / "python").chmod(0o755)
-    env = {**os.environ, "VR_PYTHON": python, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
+    env = _env(work)
+    walls = {"profile": profile, "omp_num_threads": os.environ.get("OMP_NUM_THREADS")}
+    walls["flow"] = _run([PYTHON, "-m", "flows.vr_em", "--profile", profile], flow_clone, env, work / "flow.log")
+    dvc_env = {**env, "PATH": f"{shim_dir}:{env['PATH']}"}
+    walls["dvc"] = _run([str(ROOT / ".venv" / "bin" / "dvc"), "repro"], clone, dvc_env, work / "dvc.log")
+    walls["load_after"] = os.getloadavg()
+    (work / "walls.json").write_text(json.dumps(walls, indent=1) + "\n")
+
+
+def _env(work: Path) -> dict:
+    env = {**os.environ, "PATH": f"{ROOT / '.venv' / 'bin'}:{os.environ['PATH']}"}
     env.pop("VIRTUAL_ENV", None)
     env["PREFECT_HOME"] = str(work / "prefect")  # a Prefect database of its own, not the caller's
+    return env
 
-    flow_wall = _run([python, "-m", "flows.vr_em", "--profile", profile], flow_clone, env, work / "flow.log")
-    dvc_env = {**env, "PATH": f"{shim_dir}:{env['PATH']}"}
-    dvc_wall = _run([str(ROOT / ".venv" / "bin" / "dvc"), "repro"], clone, dvc_env, work / "dvc.log")
-    spans = stage_spans(spans_log)
-    startup = _startup(clone, env)
+
+def _results(metrics: Path) -> list[dict]:
+    """The accuracy rows of a run's metrics.json, without their wall-clock fields."""
+    return [{k: v for k, v in r.items() if "wall" not in k} for r in json.loads(metrics.read_text())["results"]]
+
+
+def analyse(work: Path) -> dict:
+    """The breakdown of a measured ``work`` dir: walls, stage processes, DVC's own time, results compared."""
+    walls = json.loads((work / "walls.json").read_text())
+    profile = walls["profile"]
+    flow_s, dvc_s = walls["flow"][1] - walls["flow"][0], walls["dvc"][1] - walls["dvc"][0]
+    spans = stage_spans(work / "stages.log")
+    startup = _startup(work / "dvc", _env(work))
     in_stages = sum(s["end"] - s["start"] for s in spans)
-    results_dir = subprocess.run([python, "-c", f"from varreason.config import load_config; "
+    results_dir = subprocess.run([PYTHON, "-c", f"from varreason.config import load_config; "
                                   f"print(load_config('params.yaml', {profile!r}).results_dir)"],
-                                 cwd=flow_clone, env=env, capture_output=True, text=True, check=True).stdout.strip()
-    flow_table = _table(flow_clone / results_dir / "results.md")
-    dvc_md = next((clone / "dvc" / profile).glob("**/flow-report/results.md"))
-    dvc_table = _table(dvc_md)
-    return {"profile": profile, "omp_num_threads": os.environ.get("OMP_NUM_THREADS"), "flow_s": flow_wall,
-            "dvc_s": dvc_wall, "ratio": dvc_wall / flow_wall, "stages": len(spans), "in_stage_processes_s": in_stages,
-            "dvc_own_s": dvc_wall - in_stages, "startup_floor_s": startup, "startup_total_s": startup * len(spans),
-            "same_table": flow_table == dvc_table, "table": dvc_table,
+                                 cwd=work / "flow", capture_output=True, text=True, check=True).stdout.strip()
+    flow_rows = _results(work / "flow" / results_dir / "metrics.json")
+    dvc_rows = _results(next((work / "dvc" / "dvc").glob(f"{profile}*/flow-report/metrics.json")))
+    return {"profile": profile, "omp_num_threads": walls["omp_num_threads"], "flow_s": flow_s, "dvc_s": dvc_s,
+            "ratio": dvc_s / flow_s, "stages": len(spans), "in_stage_processes_s": in_stages,
+            "dvc_own_s": dvc_s - in_stages, "startup_floor_s": startup, "startup_total_s": startup * len(spans),
+            "same_results": flow_rows == dvc_rows, "n_results": len(flow_rows),
             "slowest": sorted(({"stage": s["stage"], "s": round(s["end"] - s["start"], 1)} for s in spans),
                               key=lambda r: -r["s"])[:8],
-            "load_after": os.getloadavg()}
+            "load_after": walls.get("load_after"), "walls": walls}
 
 
 def markdown(r: dict) -> str:
@@ -129,8 +149,9 @@ def markdown(r: dict) -> str:
         f"| DVC's own time between stages (hashing, lock, checks) | {r['dvc_own_s']:.0f} |",
     ]
     slow = ", ".join(f"{s['stage']} {s['s']} s" for s in r["slowest"])
-    same = "identical" if r["same_table"] else "**differ**"
-    return "\n".join(rows) + f"\n\nSlowest stages: {slow}.\n\nResults tables of the two runs: {same}.\n"
+    same = "identical" if r["same_results"] else "**differ**"
+    return "\n".join(rows) + (f"\n\nSlowest stages: {slow}.\n\nThe {r['n_results']} result rows of the two runs "
+                               f"(accuracy, pass@k, CIs, tokens; metrics.json without wall-clock fields): {same}.\n")
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -138,15 +159,22 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--profile", default="tiny")
     p.add_argument("--work", type=Path, default=Path("/tmp/dvc-vs-flow"))
     p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "dvc_vs_flow.md")
+    p.add_argument("--analyse-only", action="store_true", help="report on an already measured --work dir")
     a = p.parse_args(argv)
-    r = measure(a.profile, a.work)
+    if not a.analyse_only:
+        measure(a.profile, a.work)
+    r = analyse(a.work)
     a.out.with_suffix(".json").write_text(json.dumps(r, indent=1) + "\n")
+    load = tuple(round(x, 1) for x in r["load_after"]) if r["load_after"] else "not recorded"
     head = (f"# `dvc repro` vs the flow, cold, profile `{r['profile']}`\n\n"
-            f"`OMP_NUM_THREADS={r['omp_num_threads']} python -m benchmarks.dvc_vs_flow --profile {r['profile']}` "
-            f"({time.strftime('%Y-%m-%d')}, load average after {tuple(round(x, 1) for x in r['load_after'])}).\n\n")
+            f"`{'OMP_NUM_THREADS=' + r['omp_num_threads'] + ' ' if r['omp_num_threads'] else ''}"
+            f"python -m benchmarks.dvc_vs_flow --profile {r['profile']}` "
+            f"(`make bench-dvc`; measured {time.strftime('%Y-%m-%d %H:%M', time.gmtime(r['walls']['flow'][0]))} UTC, "
+            f"load average after: {load}; torch threads: {r['omp_num_threads'] or 'default (2 here)'})."
+            + (f" {r['walls']['note']}." if r["walls"].get("note") else "") + "\n\n")
     a.out.write_text(head + markdown(r))
     print(a.out.read_text())
-    return 0 if r["same_table"] else 1
+    return 0 if r["same_results"] else 1
 
 
 if __name__ == "__main__":
