@@ -80,7 +80,7 @@ def _run(args: argparse.Namespace, load_flow) -> int:
         print(format_status(cfg, status(cfg)))
         return 0
     _preflight(cfg)
-    _start_services()
+    start_services()
     vr_em = load_flow() if load_flow else importlib.import_module("flows.vr_em").vr_em
     if not args.seeds:
         vr_em(profile=cfg.profile, params_path=args.params, overrides=overrides)
@@ -95,7 +95,7 @@ def _run(args: argparse.Namespace, load_flow) -> int:
     return 0
 
 
-def _start_services() -> None:
+def start_services() -> None:
     """From here on every process this run starts dies with it, even under ``kill -9`` (varreason/procs.py);
     then the configured Prefect server must answer, or the run starts (and at exit stops) its own
     (flows/server.py)."""

@@ -4,7 +4,9 @@
                              [--arms A B ...] [--seeds 0 1 ...] [--profile NAME] [--out-dir DIR]
 
 The grid and every arm's resolved profile are validated before Prefect starts: a bad one prints one
-``error:`` line and exits 2.
+``error:`` line and exits 2. Then, as ``python -m flows.vr_em`` does (``flows.cli.start_services``), every
+process the sweep starts dies with it, even under ``kill -9``, and without ``PREFECT_API_URL`` it runs its own
+ephemeral Prefect server, stopped at exit.
 """
 
 from __future__ import annotations
@@ -38,6 +40,9 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as exc:
         print(f"error: {' '.join(str(exc).split())}", file=sys.stderr)
         return 2
+    from flows.cli import start_services
+
+    start_services()  # the same process ownership as `python -m flows.vr_em`: a killed sweep leaves no server behind
     from flows.vr_sweep import vr_sweep
 
     vr_sweep(grid_path=args.grid, params_path=args.params, concurrency=args.concurrency, arms=args.arms,

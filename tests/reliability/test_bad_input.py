@@ -265,7 +265,7 @@ def test_good_input_passes_the_checks_and_a_user_error_from_the_flow_is_one_line
 
     flow = types.ModuleType("flows.vr_em")  # stands in for the flow module: importing Prefect costs ~10 s here
     monkeypatch.setitem(sys.modules, "flows.vr_em", flow)
-    monkeypatch.setattr(cli, "_start_services", lambda: None)  # no reaper, no Prefect server for a stand-in
+    monkeypatch.setattr(cli, "start_services", lambda: None)  # no reaper, no Prefect server for a stand-in
     calls = []
     flow.vr_em = lambda **kw: calls.append(kw) or {}
     argv = [*BESPOKE, "--set", "data.dataset=" + _jsonl(tmp_path, [GOOD, {**GOOD, "think_content": ""}])]
