@@ -32,7 +32,8 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+from benchmarks.common import ROOT, timeit
+
 PYTHON = str(ROOT / ".venv" / "bin" / "python")
 
 SHIM = """#!/bin/bash
@@ -71,11 +72,7 @@ def stage_spans(log: Path) -> list[dict]:
 
 def _startup(cwd: Path, env: dict) -> float:
     code = "import torch, transformers, varreason.pipeline.run_stage"
-    times = []
-    for _ in range(3):
-        t0 = time.monotonic()
-        subprocess.run([PYTHON, "-c", code], cwd=cwd, env=env, check=True)
-        times.append(time.monotonic() - t0)
+    times, _ = timeit(lambda: subprocess.run([PYTHON, "-c", code], cwd=cwd, env=env, check=True), 3, warmup=0)
     return statistics.median(times)
 
 
