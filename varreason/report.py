@@ -43,8 +43,8 @@ def collect(stages: list[Stage]) -> dict:
                             **{k: st[k] for k in ("iwae_mean", "elbo_mean", "ess_mean", "max_weight_share",
                                                   "n_dead_questions", "n_unfinished", "n_invalid", "K")}})
         if s.stage == "train-set":
-            sets.append({"method": s.method, "round": s.round,
-                         **{k: st.get(k, 0) for k in ("n_selected", "n_fallback", "n_dropped", "frac_exact_traces")}})
+            sets.append({"method": s.method, "round": s.round,  # what the set's builder records (GRPO: none)
+                         **{k: st[k] for k in ("n_selected", "n_fallback", "n_dropped", "frac_exact_traces") if k in st}})
         kinds = {k: int(st.get(f"tokens_{k}", 0)) for k in _TOKEN_KINDS}
         tokens = sum(kinds.values())
         wall = st.get("wall_s", 0.0) + st.get("sample_wall_s", 0.0)  # eval samples inside a nested step
@@ -82,8 +82,9 @@ def train_set_table(summary: dict) -> str:
     lines = ["| method | round | questions with a new trace | gold fallback | dropped | traces exactly right |",
              "|---|---|---|---|---|---|"]
     for s in summary["train_sets"]:
-        lines.append(f"| {s['method']} | {s['round']} | {int(s['n_selected'])} | {int(s['n_fallback'])} | "
-                     f"{int(s['n_dropped'])} | {s['frac_exact_traces']:.3f} |")
+        cols = [f"{int(s[k])}" if k in s else "-" for k in ("n_selected", "n_fallback", "n_dropped")]
+        exact = f"{s['frac_exact_traces']:.3f}" if "frac_exact_traces" in s else "-"
+        lines.append(f"| {s['method']} | {s['round']} | " + " | ".join(cols) + f" | {exact} |")
     return "\n".join(lines)
 
 

@@ -111,12 +111,33 @@ def expand(grid: GridConfig, results_dir: str, arms: list[str] | None = None, se
             for a in names for s in grid.arms[a].seeds if seeds is None or s in seeds]
 
 
+def seed_parts(runs: list[dict], n: int, first: float = 2.5) -> list[list[int]]:
+    """The seeds of ``runs`` (``expand``'s rows) in ``n`` parts of about equal cost, for ``n`` processes.
+
+    A seed's runs stay in one part: they share its task data, pi_theta0 and q_phi0, which the first of them
+    computes (cost ``first``; each further run of the seed, an ablation reusing them, costs 1; on ``sci`` a cold
+    run took ~620 CPU s, an ablation arm's own steps ~240). Largest seed first into the cheapest part (LPT);
+    parts keep ascending seed order, and empty parts are dropped."""
+    count: dict[int, int] = {}
+    for r in runs:
+        count[r["seed"]] = count.get(r["seed"], 0) + 1
+    cost = {s: first + k - 1 for s, k in count.items()}
+    parts: list[list[int]] = [[] for _ in range(max(n, 1))]
+    load = [0.0] * len(parts)
+    for s in sorted(cost, key=lambda s: (-cost[s], s)):
+        i = min(range(len(parts)), key=lambda i: (load[i], i))
+        parts[i].append(s)
+        load[i] += cost[s]
+    return [sorted(p) for p in parts if p]
+
+
 def _outcome(summary: dict) -> stats.RunOutcome:
     """``stats.run_outcome`` plus each train set's share of exactly right traces as metric ``exact``."""
     out = stats.run_outcome(summary)
     metrics = {cell: dict(m) for cell, m in out.metrics.items()}
     for s in summary.get("train_sets", []):
-        metrics.setdefault((s["method"], s["round"]), {})["exact"] = s["frac_exact_traces"]
+        if "frac_exact_traces" in s:  # GRPO's set has no traces to check
+            metrics.setdefault((s["method"], s["round"]), {})["exact"] = s["frac_exact_traces"]
     return stats.RunOutcome(metrics, out.counts)
 
 
@@ -201,6 +222,29 @@ def _ablation_table(rows: list[dict]) -> str:
         lines.append(f"| {r['arm']} | {r['metric']} | {r['mean']['estimate']:.3f} | {t['estimate']:+.3f} | "
                      f"[{t['lo']:+.3f}, {t['hi']:+.3f}] | [{b['lo']:+.3f}, {b['hi']:+.3f}] | {t['n']} |")
     return "\n".join(lines)
+
+
+def environment() -> dict:
+    """What a sweep's numbers may depend on beyond code and params: the CPU, torch's build, vector ISA and
+    intra-op threads, and the package versions (``summary.json["environment"]``, to compare two runs' machines).
+    """
+    import os
+    import platform
+    from importlib import metadata
+
+    import torch
+
+    cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
+                if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
+    versions = {}
+    for pkg in ("torch", "transformers", "tokenizers", "lm_eval", "math-verify", "numpy"):
+        try:
+            versions[pkg] = metadata.version(pkg)
+        except metadata.PackageNotFoundError:
+            versions[pkg] = "not installed"
+    return {"cpu": cpu, "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
+            "torch_threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
+            "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "packages": versions}
 
 
 def means_plot(means: list[dict], metric: str, path: str | Path, title: str = "") -> Path:

@@ -84,21 +84,15 @@ class Stack:
 
         Prefect 3 persists task-run states from events, asynchronously: a flow run can read Completed (or Failed)
         while its last task runs still read Running, so this waits, at most ``timeout`` s."""
-        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId, TaskRunFilter
+        from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
+        from prefect_helpers import final_task_runs
 
         async def go(client):
-            deadline = time.monotonic() + timeout
-            while True:
-                ids = [flow_run_id]
-                if subflows:
-                    ids += [s.id for s in await client.read_flow_runs(flow_run_filter=FlowRunFilter(
-                        parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])))]
-                out = []
-                for i in ids:
-                    out += await client.read_task_runs(task_run_filter=TaskRunFilter(flow_run_id={"any_": [i]}))
-                if all(t.state is not None and t.state.is_final() for t in out) or time.monotonic() > deadline:
-                    return out
-                await asyncio.sleep(1)
+            ids = [flow_run_id]
+            if subflows:  # read once the parent is final: its subflow runs all exist by then
+                ids += [s.id for s in await client.read_flow_runs(flow_run_filter=FlowRunFilter(
+                    parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[flow_run_id])))]
+            return await final_task_runs(client, ids, timeout)
 
         return self.api(go)
 

@@ -2,14 +2,14 @@
 sampling gives the unsharded samples for the same seeds; a failed shard costs that shard only on the re-run."""
 
 import asyncio
-import time
 from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterName
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterName
 from prefect.testing.utilities import prefect_test_harness
 
+from prefect_helpers import final_task_runs, state_names
 from step_helpers import step
 
 from flows.shards import run_sharded
@@ -49,12 +49,7 @@ def _same_samples(got, want):
 def _task_runs_under(flow_run_id):
     async def read():
         async with get_client() as client:
-            deadline = time.monotonic() + 60
-            while True:  # task states reach the server through events, a moment after the flow returns
-                runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-                if all(r.state and r.state.is_final() for r in runs) or time.monotonic() > deadline:
-                    return {r.name: r.state.name for r in runs}
-                await asyncio.sleep(0.5)
+            return state_names(await final_task_runs(client, [flow_run_id], timeout=60))
 
     return asyncio.run(read())
 

@@ -2,13 +2,13 @@
 
 import asyncio
 import json
-import time
 from pathlib import Path
 
 import pytest
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId
 from prefect.testing.utilities import prefect_test_harness
+
+from prefect_helpers import final_task_runs, state_names
 
 from flows.vr_em import vr_em
 from varreason.config import load_config
@@ -29,16 +29,9 @@ def harness():
 
 
 async def _task_states(flow_run_id, timeout=60.0):
-    """Task-run states of a flow run. Prefect 3 reports task states through events, asynchronously, so the
-    server may lag the finished flow by a moment: poll until every run is final (names included)."""
-    deadline = time.monotonic() + timeout
+    """{task run name: state name} of a flow run, once every state is final (prefect_helpers)."""
     async with get_client() as client:
-        while True:
-            runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
-            states = {r.name: r.state.name if r.state else "None" for r in runs}
-            if all(r.state is not None and r.state.is_final() for r in runs) or time.monotonic() > deadline:
-                return states
-            await asyncio.sleep(0.5)
+        return state_names(await final_task_runs(client, [flow_run_id], timeout))
 
 
 @pytest.mark.slow
@@ -93,7 +86,7 @@ def test_deleting_the_store_recomputes(harness, tmp_path):
 
 async def _task_times(flow_run_id) -> dict[str, tuple]:
     async with get_client() as client:
-        runs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[flow_run_id])))
+        runs = await final_task_runs(client, [flow_run_id], timeout=60)
     return {r.name: (r.start_time, r.end_time) for r in runs if r.start_time and r.end_time}
 
 

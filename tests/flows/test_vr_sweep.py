@@ -9,8 +9,10 @@ from pathlib import Path
 import pytest
 import yaml
 from prefect.client.orchestration import get_client
-from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterId, FlowRunFilterParentFlowRunId
+from prefect.client.schemas.filters import FlowRunFilter, FlowRunFilterParentFlowRunId
 from prefect.testing.utilities import prefect_test_harness
+
+from prefect_helpers import final_task_runs, state_names
 
 from flows.vr_sweep import vr_sweep
 from varreason.sweep import load_grid
@@ -27,22 +29,21 @@ def harness():
 
 
 async def _subflows(parent_id, timeout=90.0):
-    """{(flow run name, parameters' seed and K): {task run name: state}} of every subflow of ``parent_id``."""
+    """{(seed, K) from the parameters: {task run name: state}} of every subflow of ``parent_id``, states final."""
     deadline = time.monotonic() + timeout
     async with get_client() as client:
         while True:
             subs = await client.read_flow_runs(flow_run_filter=FlowRunFilter(
                 parent_flow_run_id=FlowRunFilterParentFlowRunId(any_=[parent_id])))
-            out, final = {}, True
-            for fr in subs:
-                trs = await client.read_task_runs(flow_run_filter=FlowRunFilter(id=FlowRunFilterId(any_=[fr.id])))
-                o = fr.parameters.get("overrides") or {}
-                out[(o.get("seed"), o.get("sampling.traces_per_question", 2))] = {
-                    t.name: t.state.name if t.state else "None" for t in trs}
-                final &= all(t.state is not None and t.state.is_final() for t in trs)
-            if (final and len(out) == 4) or time.monotonic() > deadline:
-                return out
+            if len(subs) == 4 or time.monotonic() > deadline:
+                break
             await asyncio.sleep(0.5)
+        out = {}
+        for fr in subs:
+            o = fr.parameters.get("overrides") or {}
+            runs = await final_task_runs(client, [fr.id], max(deadline - time.monotonic(), 1.0))
+            out[(o.get("seed"), o.get("sampling.traces_per_question", 2))] = state_names(runs)
+        return out
 
 
 @pytest.mark.slow

@@ -47,3 +47,18 @@ def test_report_reuses_the_plot_only_for_the_same_results(tmp_path, monkeypatch)
     (tmp_path / "accuracy.png").unlink()  # and so is a missing one
     report.write_report(changed, [1], tmp_path, "# h")
     assert len(calls) == 4 and (tmp_path / "accuracy.png").exists()
+
+
+def test_a_train_set_reports_only_what_its_builder_records(tmp_path):
+    """GRPO's set builder records no selection counts and no exact-trace share: the summary leaves them out and
+    the table prints "-" (it once printed 0 questions and 0.000 exact for every GRPO round)."""
+    from varreason.report import train_set_table
+
+    stages = [_stage(tmp_path, "build-reasoner-set", "em-gml", 1, {"n_selected": 9, "n_fallback": 1, "n_dropped": 0,
+                                                                  "frac_exact_traces": 0.25}),
+              _stage(tmp_path, "build-grpo-set", "grpo", 1, {"n_kept": 12})]
+    stages = [Stage(s.method, s.round, "train-set", s.ref) for s in stages]
+    sets = collect(stages)["train_sets"]
+    assert {"method": "grpo", "round": 1} in sets
+    table = train_set_table({"train_sets": sets})
+    assert "| em-gml | 1 | 9 | 1 | 0 | 0.250 |" in table and "| grpo | 1 | - | - | - | - |" in table

@@ -73,6 +73,7 @@ def test_sweep_report_hand(tmp_path):
     assert "p_holm" in rows[("em-gml", "rft")] and "bootstrap_questions" not in rows[("em-gml", "rft")]
     exact = [m for m in main["means"] if m["metric"] == "exact" and m["method"] == "em-gml"][0]
     assert exact["t"]["estimate"] == pytest.approx(0.4)
+    assert not any(m["metric"] == "exact" and m["method"] == "sft" for m in main["means"])  # not recorded: absent
     ab = {r["metric"]: r for r in rep["json"]["ablations"][0]["rows"]}
     # k8 - main on the common seeds 0, 1: em-gml r1 +0.10, +0.10; exact -0.3, -0.2
     assert ab["avg@n"]["diffs"] == pytest.approx({0: 0.10, 1: 0.10})
@@ -90,3 +91,24 @@ def test_means_plot_writes_png(tmp_path):
             for s in range(3)}
     out = means_plot(stats.cell_means(runs, "avg@n"), "avg@n", tmp_path / "a.png", "t")
     assert out.read_bytes()[:4] == b"\x89PNG"
+
+
+def test_environment_names_the_machine_and_the_thread_count():
+    import torch
+
+    from varreason.sweep import environment
+
+    env = environment()
+    assert env["torch_threads"] == torch.get_num_threads() and env["packages"]["torch"] == torch.__version__
+    assert env["cpus"] >= 1 and env["torch_cpu_capability"]
+
+
+def test_seed_parts_keep_a_seeds_runs_together_and_balance_cost():
+    from varreason.sweep import seed_parts
+
+    runs = [{"seed": s} for s in range(10)] + [{"seed": s} for s in (0, 1, 2) for _ in range(6)]
+    # costs: seeds 0-2: 2.5 + 6 = 8.5 each, seeds 3-9: 2.5 each (42.5 in all). LPT: 0 -> A, 1 -> B, 2 -> A (17),
+    # then 3, 4, 5, 6 -> B (18.5), 7 -> A (19.5), 8 -> B (21), 9 -> A (22)
+    assert seed_parts(runs, 2) == [[0, 2, 7, 9], [1, 3, 4, 5, 6, 8]]
+    assert seed_parts(runs, 1) == [list(range(10))]
+    assert seed_parts([{"seed": 4}], 3) == [[4]]  # no empty parts
