@@ -55,7 +55,9 @@ def vr_sweep(grid_path: str = "science/grid.yaml", params_path: str = "params.ya
                                  r["seed"]) for r in runs]
     results = [call() for call in calls] if concurrency <= 1 else at_once(calls, concurrency)
     summaries: dict[str, dict[int, dict]] = {}
+    run_dirs: dict[str, dict[int, str]] = {}
     for r, res in zip(runs, results):
         summaries.setdefault(r["arm"], {})[r["seed"]] = res
+        run_dirs.setdefault(r["arm"], {})[r["seed"]] = r["overrides"]["results_dir"]
     return publish_sweep(grid.model_copy(update={"profile": profile}), summaries, c.objective.trace_cutoff,
-                         out_dir or grid.out_dir)
+                         out_dir or grid.out_dir, run_dirs)

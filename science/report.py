@@ -28,9 +28,13 @@ METRICS = {"avg@n": "avg@4", "pass@4": "pass@4", "exact": "exact"}
 ALPHA = 0.05
 
 
+def _num(x: float, signed: bool = True) -> str:
+    """3 decimals; a value that rounds to zero prints as 0 (+0.000), never -0.000."""
+    return ("{:+.3f}" if signed else "{:.3f}").format(round(x, 3) + 0.0)
+
+
 def _ci(iv: dict, signed: bool = True) -> str:
-    f = "{:+.3f}" if signed else "{:.3f}"
-    return f"[{f.format(iv['lo'])}, {f.format(iv['hi'])}]"
+    return f"[{_num(iv['lo'], signed)}, {_num(iv['hi'], signed)}]"
 
 
 def _name(cell) -> str:
@@ -56,7 +60,7 @@ def decision(summary: dict, arm: str = "main") -> str:
             continue
         q2 = r.get("bootstrap_2level")
         wins = sum(d > 0 for d in r["diffs"].values())
-        lines.append(f"| {_name(r['a'])} - {_name(r['b'])} | {r['t']['estimate']:+.3f} | {_ci(r['t'])} | "
+        lines.append(f"| {_name(r['a'])} - {_name(r['b'])} | {_num(r['t']['estimate'])} | {_ci(r['t'])} | "
                      f"{r['p_holm']:.2g} | {_ci(q2) if q2 else 'n/a'} | {wins}/{len(r['diffs'])} | {verdict(r)} |")
     return "\n".join(lines)
 
@@ -71,8 +75,8 @@ def headline(summary: dict, arm: str = "main") -> str:
         if "p_holm" not in r:
             continue
         p4 = next((x for x in rows if x["metric"] == "pass@4" and x["a"] == r["a"] and x["b"] == r["b"]), None)
-        tail = f"{p4['t']['estimate']:+.3f} | {_ci(p4['t'])}" if p4 else "- | -"
-        lines.append(f"| {_name(r['a'])} - {_name(r['b'])} | {r['t']['estimate']:+.3f} | {_ci(r['t'])} | "
+        tail = f"{_num(p4['t']['estimate'])} | {_ci(p4['t'])}" if p4 else "- | -"
+        lines.append(f"| {_name(r['a'])} - {_name(r['b'])} | {_num(r['t']['estimate'])} | {_ci(r['t'])} | "
                      f"{r['p_holm']:.2g} | {tail} |")
     return "\n".join(lines)
 
@@ -87,7 +91,7 @@ def secondary(summary: dict, arm: str = "main") -> str:
         q2 = r.get("bootstrap_2level")
         wins = sum(d > 0 for d in r["diffs"].values())
         lines.append(f"| {_name(r['a'])} r{r['a'][1]} - {_name(r['b'])} r{r['b'][1]} | {METRICS[r['metric']]} | "
-                     f"{r['t']['estimate']:+.3f} | {_ci(r['t'])} | {_ci(q2) if q2 else 'n/a'} | "
+                     f"{_num(r['t']['estimate'])} | {_ci(r['t'])} | {_ci(q2) if q2 else 'n/a'} | "
                      f"{wins}/{len(r['diffs'])} |")
     return "\n".join(lines)
 
@@ -99,7 +103,7 @@ def means(summary: dict, arm: str = "main") -> str:
         cells.setdefault((m["method"], m["round"]), {})[m["metric"]] = m["t"]
     lines = ["| method | round | avg@4 (95% t CI) | pass@4 (95% t CI) | exact-trace share |", "|---|---|---|---|---|"]
     for (method, rnd), by in cells.items():
-        cols = [f"{by[k]['estimate']:.3f} {_ci(by[k], signed=False)}" if k in by else "-"
+        cols = [f"{_num(by[k]['estimate'], False)} {_ci(by[k], signed=False)}" if k in by else "-"
                 for k in ("avg@n", "pass@4", "exact")]
         lines.append(f"| {NAMES.get(method, method)} | {rnd} | " + " | ".join(cols) + " |")
     return "\n".join(lines)
@@ -114,7 +118,7 @@ def ablations(summary: dict) -> str:
         for r in ab["rows"]:
             by_arm.setdefault(r["arm"], {})[r["metric"]] = r
         for arm, rows in by_arm.items():
-            cols = [f"{rows[k]['t']['estimate']:+.3f} {_ci(rows[k]['t'])}" if k in rows else "-"
+            cols = [f"{_num(rows[k]['t']['estimate'])} {_ci(rows[k]['t'])}" if k in rows else "-"
                     for k in ("avg@n", "pass@4", "exact")]
             n = next(iter(rows.values()))["t"]["n"]
             lines.append(f"| {ab['name']} | `{arm}` | " + " | ".join(cols) + f" | {n} |")
@@ -125,9 +129,9 @@ def bias(summary: dict) -> str:
     """Relative slopes of each training signal on pi_theta0's accuracy, and the paired slope differences."""
     fit = summary["bias"]["fit"]
     lines = ["| signal | mean | relative slope per unit p (95% CI) |", "|---|---|---|"]
-    lines += [f"| `{s}` | {f['mean']:.3f} | {f['slope']:+.3f} {_ci(f)} |" for s, f in fit["slopes"].items()]
+    lines += [f"| `{s}` | {_num(f['mean'], False)} | {_num(f['slope'])} {_ci(f)} |" for s, f in fit["slopes"].items()]
     lines += ["", "| slope difference | value (95% CI) |", "|---|---|"]
-    lines += [f"| `{k}` | {d['diff']:+.3f} {_ci(d)} |" for k, d in fit.get("diffs", {}).items()]
+    lines += [f"| `{k}` | {_num(d['diff'])} {_ci(d)} |" for k, d in fit.get("diffs", {}).items()]
     return "\n".join(lines)
 
 

@@ -17,12 +17,19 @@ from varreason.sweep import GridConfig, environment, means_plot, sweep_report
 
 @task(name="publish-sweep", task_run_name="publish-sweep-{grid.profile}", cache_policy=NO_CACHE,
       persist_result=False)
-def publish_sweep(grid: GridConfig, summaries: dict[str, dict[int, dict]], cutoff: int, out_dir: str) -> dict:
+def publish_sweep(grid: GridConfig, summaries: dict[str, dict[int, dict]], cutoff: int, out_dir: str,
+                  run_dirs: dict[str, dict[int, str]] | None = None) -> dict:
     """Write ``out_dir/{summary.md, summary.json, accuracy-<arm>.png[, bias.png]}`` (the JSON with the machine's
-    ``environment``) and publish ``vr-sweep-<profile>``; return the JSON."""
+    ``environment``) and each run's ``metrics.json`` and ``results.md`` (from ``run_dirs[arm][seed]``) under
+    ``out_dir/per-seed/<arm>/seed-<seed>/``; publish ``vr-sweep-<profile>``; return the JSON."""
     rep = sweep_report(grid, summaries, cutoff)
     rep["json"]["environment"] = environment()
     out = Path(out_dir)
+    for arm, dirs in (run_dirs or {}).items():
+        for seed, d in dirs.items():
+            for name in ("metrics.json", "results.md"):
+                if (Path(d) / name).exists():
+                    write_atomic(out / "per-seed" / arm / f"seed-{seed}" / name, (Path(d) / name).read_bytes())
     write_atomic(out / "summary.json", json.dumps(rep["json"], indent=1, sort_keys=True, default=str))
     md = rep["markdown"]
     inline = md

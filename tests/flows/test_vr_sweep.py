@@ -81,6 +81,10 @@ def test_sweep_smoke_two_arms_two_seeds(harness, tmp_path):
     assert json.loads((tmp_path / "summary" / "summary.json").read_text())["profile"] == "smoke"
     for png in ("bias.png", "accuracy-main.png", "accuracy-k1.png"):
         assert (tmp_path / "summary" / png).read_bytes()[:4] == b"\x89PNG"
+    for arm, seed in (("main", 0), ("k1", 1)):  # each run's own files next to the summary
+        per_seed = tmp_path / "summary" / "per-seed" / arm / f"seed-{seed}"
+        assert json.loads((per_seed / "metrics.json").read_text())["results"] == out["per_seed"][arm][seed]
+        assert (per_seed / "results.md").read_text().startswith("#")
 
     subs = asyncio.run(_subflows(state.state_details.flow_run_id))
     assert set(subs) == {(0, 2), (1, 2), (0, 1), (1, 1)}

@@ -1,7 +1,7 @@
 """science/report.py: the decision rule by hand, block rendering, and the committed pages against the committed
 summary (a number in docs/science.md or README.md that the summary does not give fails here)."""
 
-from science.report import main, render_page, verdict
+from science.report import _num, main, render_page, verdict
 
 
 def _row(lo, hi, p_holm, n=10, a=("em-gml", 2), b=("rft", 2)):
@@ -15,6 +15,10 @@ def test_verdict_needs_the_interval_and_the_holm_p():
     assert verdict(_row(0.01, 0.03, 0.05)) == "no significant difference at 10 seeds"  # CI above 0, Holm p not
     assert verdict(_row(-0.01, 0.03, 0.001)) == "no significant difference at 10 seeds"  # CI straddles 0
     assert verdict(_row(0.0, 0.02, 0.01, a=("grpo", 2), b=("sft", 0))) == "no significant difference at 10 seeds"
+
+
+def test_numbers_that_round_to_zero_print_unsigned_zero():
+    assert _num(-1e-16) == "+0.000" and _num(-1e-16, signed=False) == "0.000" and _num(-0.0126) == "-0.013"
 
 
 def test_render_replaces_only_the_marked_blocks():
