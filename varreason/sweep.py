@@ -230,18 +230,14 @@ def environment() -> dict:
     """
     import os
     import platform
-    from importlib import metadata
 
     import torch
 
+    from varreason.fingerprint import package_versions
+
     cpu = next((line.split(":", 1)[1].strip() for line in Path("/proc/cpuinfo").read_text().splitlines()
                 if line.startswith("model name")), platform.processor()) if Path("/proc/cpuinfo").exists() else ""
-    versions = {}
-    for pkg in ("torch", "transformers", "tokenizers", "lm_eval", "math-verify", "numpy"):
-        try:
-            versions[pkg] = metadata.version(pkg)
-        except metadata.PackageNotFoundError:
-            versions[pkg] = "not installed"
+    versions = package_versions(("torch", "transformers", "tokenizers", "lm_eval", "math-verify", "numpy"))
     return {"cpu": cpu, "cpus": os.cpu_count(), "machine": platform.machine(), "python": platform.python_version(),
             "torch_threads": torch.get_num_threads(), "omp_num_threads": os.environ.get("OMP_NUM_THREADS"),
             "torch_cpu_capability": torch.backends.cpu.get_cpu_capability(), "packages": versions}
